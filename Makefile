@@ -1,0 +1,60 @@
+# brewml: PGXS build of the extension, plus the two commands a user needs
+# (make run, make test) and make stop / make bench.
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+MODULE_big = brewml
+OBJS = extension/brewml.o extension/moments.o extension/sensor.o extension/readings.o
+MODULEDIR = extension
+DATA = extension/brewml.control extension/brewml--0.1.sql
+PG_CFLAGS = -Wall -Wextra -Werror
+# PostgreSQL's own headers are not -Wextra clean (unused parameters in inline
+# functions): mark them as system headers so -Wextra judges only our code.
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
+EXTRA_CLEAN = test/gen-collects
+
+TOOLS = test/gen-collects
+
+.DEFAULT_GOAL := all
+
+# PGXS exists only once postgresql-server-dev-15 is installed: until then the
+# targets below still work, because they install it first.
+PGXS := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
+ifneq ($(PGXS),)
+include $(PGXS)
+all: $(TOOLS)
+else
+all install:
+	@echo "PostgreSQL 15 server headers are missing: run 'make run' or 'scripts/setup.sh' first" >&2
+	@exit 1
+endif
+
+test/gen-collects: test/gen_collects.c
+	$(CC) -O2 -Wall -Wextra -Werror -std=c11 -o $@ $< -lm
+
+.PHONY: run stop test bench setup
+
+# Install what is missing, build, install the extension, start the local stack.
+run:
+	scripts/setup.sh run
+	$(MAKE) all
+	$(MAKE) install
+	scripts/cluster.sh start
+
+# Stop what make run started.
+stop:
+	scripts/cluster.sh stop
+
+# Every test, on temporary instances: never the cluster of make run.
+test:
+	scripts/setup.sh test
+	$(MAKE) all
+	$(MAKE) install
+	test/run.sh
+
+# Benchmarks against their anchors, measured in the same run.
+bench:
+	scripts/setup.sh bench
+	$(MAKE) all
+	$(MAKE) install
+	bench/run.sh

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The project-local PostgreSQL 15 cluster that `make run` starts.
+# Usage: scripts/cluster.sh start|stop|status|psql [psql args]|env
+#
+# State lives in $BREWML_VAR (default: var/ in the checkout, git-ignored):
+# pgdata/, run/ (the socket), postgres.log.  As root, the server runs as the
+# `postgres` system user, since PostgreSQL refuses to run as root.
+# Settings: BREWML_PGPORT (5433), BREWML_DB (brewml).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PORT=${BREWML_PGPORT:-5433}
+DB=${BREWML_DB:-brewml}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# The state folder.  When the checkout is somewhere the postgres user cannot
+# reach (under /root, say), the state goes to /var/lib/brewml and var/ links to it.
+state_dir() {
+  if [ -n "${BREWML_VAR:-}" ]; then
+    VAR=$BREWML_VAR
+  elif [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$ROOT"; then
+    VAR=/var/lib/brewml/$(printf %s "$ROOT" | md5sum | cut -c1-12)
+    [ -e "$ROOT/var" ] || ln -s "$VAR" "$ROOT/var"
+  else
+    VAR=$ROOT/var
+  fi
+  mkdir -p "$VAR/run"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$VAR" "$VAR/run"
+  PGDATA=$VAR/pgdata
+  SOCK=$VAR/run
+  LOG=$VAR/postgres.log
+}
+
+export_env() {
+  export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres PGDATABASE=$DB
+}
+
+running() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+
+start() {
+  if [ ! -f "$PGDATA/PG_VERSION" ]; then
+    echo "cluster: initdb in $PGDATA"
+    as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  # Our settings, rewritten every start so that a changed port or path takes effect.
+  as_pg tee "$PGDATA/brewml.conf" >/dev/null <<CONF
+# written by scripts/cluster.sh on every start; edit postgresql.conf instead
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCK'
+shared_preload_libraries = 'brewml'
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+CONF
+  grep -q "^include_if_exists = 'brewml.conf'" "$PGDATA/postgresql.conf" ||
+    echo "include_if_exists = 'brewml.conf'" | as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null
+
+  # A library installed after the server started is loaded only by a restart.
+  lib=$("$PGBIN/pg_config" --pkglibdir)/brewml.so
+  if running && [ "$lib" -nt "$PGDATA/postmaster.pid" ]; then
+    echo "cluster: brewml.so is newer than the server, restarting"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+  fi
+  if running; then
+    echo "cluster: already running on port $PORT"
+  else
+    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null; then
+      echo "cluster: PostgreSQL did not start; the end of $LOG:" >&2
+      tail -n 20 "$LOG" >&2
+      exit 1
+    fi
+  fi
+  export_env
+  psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
+    psql -X -q -d postgres -c "CREATE DATABASE \"$DB\""
+  psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS brewml" \
+    -c "ALTER EXTENSION brewml UPDATE" 2>&1 | grep -v 'already installed' || true
+  cat <<MSG
+brewml is running: PostgreSQL 15 on port $PORT, database $DB.
+  connect:  psql "host=$SOCK port=$PORT dbname=$DB user=postgres"
+       or:  psql "host=127.0.0.1 port=$PORT dbname=$DB user=postgres"
+  try:      SELECT * FROM brewml.fit('SEN0001', ARRAY[10, 5, 6, 9]);
+  stop:     make stop
+MSG
+}
+
+stop() {
+  if [ -f "$PGDATA/PG_VERSION" ] && running; then
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+    echo "cluster: stopped"
+  else
+    echo "cluster: not running"
+  fi
+}
+
+state_dir
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) if running; then echo "running on port $PORT ($PGDATA)"; else echo "not running"; exit 3; fi ;;
+  psql) shift; export_env; exec psql -X "$@" ;;
+  env) export_env; echo "export PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE" ;;
+  *) echo "usage: scripts/cluster.sh start|stop|status|psql [args]|env" >&2; exit 2 ;;
+esac
