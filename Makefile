@@ -4,7 +4,7 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 MODULE_big = brewml
-OBJS = extension/brewml.o extension/moments.o extension/sensor.o extension/readings.o
+OBJS = extension/brewml.o extension/moments.o extension/moments_by.o extension/sensor.o extension/readings.o
 MODULEDIR = extension
 DATA = extension/brewml.control extension/brewml--0.1.sql
 PG_CFLAGS = -Wall -Wextra -Werror

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "brewml.h"
+#include "moments.h"
 #include "welford.h"
 
 #include "access/htup_details.h"
@@ -22,9 +23,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
-
-/* Beyond this many columns a row is surely a mistake, and the state stays small. */
-#define MOMENTS_MAX_COLUMNS 1000
 
 typedef struct MomentsState
 {
@@ -41,7 +39,7 @@ MomentsStateCreate(MemoryContext cxt, int ncols)
 	return (MomentsState *) MemoryContextAllocZero(cxt, MomentsStateSize(ncols));
 }
 
-static MemoryContext
+MemoryContext
 MomentsAggContext(FunctionCallInfo fcinfo, const char *fname)
 {
 	MemoryContext aggcxt;
@@ -52,12 +50,12 @@ MomentsAggContext(FunctionCallInfo fcinfo, const char *fname)
 }
 
 /*
- * The argument types of the transition call, checked once per call site and
- * cached in fn_extra: each data argument must be a number that converts to
- * float8 exactly or nearly (float8, float4, int2, int4, int8, numeric).
+ * The types of the ncols data arguments from argument number first on,
+ * checked once per call site and cached in fn_extra: each must be a number
+ * that converts to float8 (float8, float4, int2, int4, int8, numeric).
  */
-static Oid *
-MomentsArgTypes(FunctionCallInfo fcinfo, int ncols)
+Oid *
+MomentsArgTypes(FunctionCallInfo fcinfo, int first, int ncols, const char *fname)
 {
 	Oid		   *types = (Oid *) fcinfo->flinfo->fn_extra;
 
@@ -66,14 +64,14 @@ MomentsArgTypes(FunctionCallInfo fcinfo, int ncols)
 		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * ncols);
 		for (int i = 0; i < ncols; i++)
 		{
-			Oid			t = get_fn_expr_argtype(fcinfo->flinfo, i + 1);
+			Oid			t = get_fn_expr_argtype(fcinfo->flinfo, first + i);
 
 			if (t != FLOAT8OID && t != FLOAT4OID && t != INT2OID &&
 				t != INT4OID && t != INT8OID && t != NUMERICOID)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("brewml.moments_each argument %d is of type %s, not a number",
-								i + 1, format_type_be(t)),
+						 errmsg("%s argument %d is of type %s, not a number",
+								fname, first + i, format_type_be(t)),
 						 errhint("Pass float8, float4, integer or numeric columns, one per argument.")));
 			types[i] = t;
 		}
@@ -82,7 +80,7 @@ MomentsArgTypes(FunctionCallInfo fcinfo, int ncols)
 	return types;
 }
 
-static double
+double
 MomentsDatumToDouble(Datum d, Oid type)
 {
 	switch (type)
@@ -102,6 +100,32 @@ MomentsDatumToDouble(Datum d, Oid type)
 	}
 	elog(ERROR, "unexpected type %u in brewml.moments", type);
 	return 0.0;					/* keep compiler quiet */
+}
+
+/*
+ * Adds the ncols data arguments from argument number first on to cols,
+ * skipping NULL and NaN; infinity is an error.
+ */
+void
+MomentsAddRow(FunctionCallInfo fcinfo, int first, int ncols, const Oid *types, Welford *cols)
+{
+	for (int i = 0; i < ncols; i++)
+	{
+		double		x;
+
+		if (PG_ARGISNULL(first + i))
+			continue;
+		x = MomentsDatumToDouble(PG_GETARG_DATUM(first + i), types[i]);
+		if (isnan(x))
+			continue;
+		if (unlikely(isinf(x)))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("brewml.moments: value of column %d is infinite", i + 1),
+					 errdetail("Mean and standard deviation are undefined over infinite values."),
+					 errhint("Filter the row out or store NULL or NaN, which are skipped.")));
+		WelfordAdd(&cols[i], x);
+	}
 }
 
 /* Transition function of brewml.moments and brewml.moments_each: adds one row. */
@@ -124,25 +148,8 @@ moments_accum(PG_FUNCTION_ARGS)
 		state = MomentsStateCreate(aggcxt, ncols);
 		state->ncols = ncols;
 	}
-	types = MomentsArgTypes(fcinfo, ncols);
-
-	for (int i = 0; i < ncols; i++)
-	{
-		double		x;
-
-		if (PG_ARGISNULL(i + 1))
-			continue;
-		x = MomentsDatumToDouble(PG_GETARG_DATUM(i + 1), types[i]);
-		if (isnan(x))
-			continue;
-		if (isinf(x))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("brewml.moments: value of column %d is infinite", i + 1),
-					 errdetail("Mean and standard deviation are undefined over infinite values."),
-					 errhint("Filter the row out or store NULL or NaN, which are skipped.")));
-		WelfordAdd(&state->cols[i], x);
-	}
+	types = MomentsArgTypes(fcinfo, 1, ncols, "brewml.moments_each");
+	MomentsAddRow(fcinfo, 1, ncols, types, state->cols);
 	PG_RETURN_POINTER(state);
 }
 
@@ -227,7 +234,7 @@ moments_deserialize(PG_FUNCTION_ARGS)
 }
 
 /* One brewml.moments row (n, mean, std) from a column's summary. */
-static HeapTuple
+HeapTuple
 MomentsTuple(TupleDesc desc, const Welford *w)
 {
 	Datum		values[3];

@@ -20,6 +20,21 @@ SELECT m.* FROM (SELECT brewml.moments_each(i::int2, i::int4, i::int8, i::float4
                    FROM generate_series(1, 5) i) s, unnest(s.ms) m;
 SELECT brewml.moments_each(x) FROM unnest(ARRAY[]::float8[]) x;
 
+-- moments_by: the same per key, without GROUP BY; keys in byte order ('Z' < 'a'), NULL keys skipped
+SELECT g.key, m.* FROM unnest((SELECT brewml.moments_by(k, x)
+                                 FROM (VALUES ('b', 10.0::float8), ('a', 1), (NULL, 99), ('b', 5), ('a', 2),
+                                              ('b', 6), ('b', 9), ('Z', 'NaN'), ('a', NULL)) v(k, x))) g,
+                   unnest(g.moments) m;
+SELECT brewml.moments_by(k, x) FROM (VALUES (NULL::text, 1.0::float8)) v(k, x);
+-- many keys (the hash table grows), each against GROUP BY with the built-ins
+SELECT count(*) AS keys,
+       bool_and((g.moments[1]).n = b.n AND abs((g.moments[1]).mean - b.m) <= 1e-12 * abs(b.m)
+                AND abs((g.moments[1]).std - b.s) <= 1e-12 * b.s
+                AND (g.moments[2]).n = b.n2) AS same_as_group_by
+  FROM unnest((SELECT brewml.moments_by('k' || (i % 5000), i * 1.5, NULL::int) FROM generate_series(1, 50000) i)) g
+  JOIN (SELECT 'k' || (i % 5000) AS key, count(*) n, avg(i * 1.5) m, stddev_samp(i * 1.5) s, 0 AS n2
+          FROM generate_series(1, 50000) i GROUP BY 1) b USING (key);
+
 -- errors
 \set SHOW_CONTEXT never
 \set ON_ERROR_STOP 0
@@ -27,6 +42,8 @@ SELECT brewml.moments(x) FROM unnest(ARRAY[1, 'Infinity']::float8[]) x;
 SELECT brewml.moments_each(x, -x) FROM unnest(ARRAY[1, 2, '-Infinity']::float8[]) x;
 SELECT brewml.moments_each(x::text) FROM unnest(ARRAY[1, 2]::float8[]) x;
 SELECT brewml.moments_each(VARIADIC ARRAY[1.0, 2.0]::float8[]);
+SELECT brewml.moments_by('a', 'x'::text);
+SELECT brewml.moments_by(k, x) FROM (VALUES ('a', 1.0::float8), ('a', '-Infinity')) v(k, x);
 \set ON_ERROR_STOP 1
 
 -- Serial and parallel plans give the same answer.  The table is big enough that
@@ -40,6 +57,8 @@ ANALYZE moments_data;
 CREATE TABLE serial_result AS
   SELECT g, brewml.moments(a) AS ma, brewml.moments_each(a, b) AS mab FROM moments_data GROUP BY g;
 CREATE TABLE serial_total AS SELECT brewml.moments(a) AS ma, brewml.moments_each(a, b) AS mab FROM moments_data;
+CREATE TABLE serial_by AS SELECT (g).key::int AS g, (g).moments AS mab
+  FROM unnest((SELECT brewml.moments_by(g::text, a, b) FROM moments_data)) g;
 
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
@@ -57,10 +76,13 @@ BEGIN
            WHERE jsonb_typeof(p) = 'object' AND p ? 'Workers Launched');
 END $$;
 SELECT workers_launched('SELECT brewml.moments(a), brewml.moments_each(a, b) FROM moments_data') > 0 AS parallel_total,
-       workers_launched('SELECT g, brewml.moments(a), brewml.moments_each(a, b) FROM moments_data GROUP BY g') > 0 AS parallel_grouped;
+       workers_launched('SELECT g, brewml.moments(a), brewml.moments_each(a, b) FROM moments_data GROUP BY g') > 0 AS parallel_grouped,
+       workers_launched('SELECT brewml.moments_by(g::text, a, b) FROM moments_data') > 0 AS parallel_by;
 CREATE TABLE parallel_result AS
   SELECT g, brewml.moments(a) AS ma, brewml.moments_each(a, b) AS mab FROM moments_data GROUP BY g;
 CREATE TABLE parallel_total AS SELECT brewml.moments(a) AS ma, brewml.moments_each(a, b) AS mab FROM moments_data;
+CREATE TABLE parallel_by AS SELECT (g).key::int AS g, (g).moments AS mab
+  FROM unnest((SELECT brewml.moments_by(g::text, a, b) FROM moments_data)) g;
 RESET ALL;
 
 -- counts equal exactly, means and stds to 1e-12 of the data's scale (the
@@ -76,8 +98,11 @@ SELECT count(*) AS groups,
   FROM serial_result s JOIN parallel_result p USING (g);
 SELECT same(s.ma, p.ma) AS total_same, same(s.mab[2], p.mab[2]) AS total_each_same, (s.ma).n, (s.mab[2]).n
   FROM serial_total s, parallel_total p;
+SELECT count(*) AS keys, bool_and(same(s.mab[1], p.mab[1]) AND same(s.mab[2], p.mab[2])) AS by_same,
+       bool_and(same(p.mab[1], r.mab[1]) AND same(p.mab[2], r.mab[2])) AS by_matches_group_by
+  FROM serial_by s JOIN parallel_by p USING (g) JOIN serial_result r USING (g);
 -- and both agree with the built-ins
 SELECT bool_and(abs((r.ma).mean - b.m) <= 1e-12 * abs(b.m) AND abs((r.ma).std - b.s) <= 1e-12 * b.s) AS builtin_same
   FROM parallel_result r JOIN (SELECT g, avg(a) m, stddev_samp(a) s FROM moments_data GROUP BY g) b USING (g);
-DROP TABLE moments_data, serial_result, serial_total, parallel_result, parallel_total;
+DROP TABLE moments_data, serial_result, serial_total, serial_by, parallel_result, parallel_total, parallel_by;
 DROP FUNCTION workers_launched(text), same(brewml.moments, brewml.moments);
