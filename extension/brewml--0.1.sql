@@ -146,7 +146,7 @@ CREATE TABLE brewml.readings (
   vel_rms_z   float8,
   temp        float8,
   sensor_id   text NOT NULL,
-  id          text PRIMARY KEY
+  id          text COLLATE "C" PRIMARY KEY
 );
 COMMENT ON TABLE brewml.readings IS
   'Sensor readings, the columns of the case''s collects.csv (brewml.load_readings); fixed-width columns first, which makes scans faster';

@@ -39,7 +39,19 @@ static const char store_sql[] =
 " SELECT s, c, n, m, d, now() FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::float8[])"
 " AS u(s, c, n, m, d)";
 
-/* Appends a length-n array of one element type to the SPI argument list. */
+/* The elements of a one-dimensional array without NULLs. */
+static void
+ReadingsElements(ArrayType *arr, Datum **elems, int *n)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, elems, NULL, n);
+}
+
+/* A one-dimensional array of n elements of one type, for an SPI argument. */
 static Datum
 ReadingsArray(Datum *elems, bool *nulls, int n, Oid type)
 {
@@ -87,16 +99,7 @@ fit_readings(PG_FUNCTION_ARGS)
 	/* Gather the model in the caller's context: it must outlive the next SPI call. */
 	spicxt = MemoryContextSwitchTo(callcxt);
 	if (!isnull)
-	{
-		ArrayType  *arr = DatumGetArrayTypePCopy(result);
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
-						  &groups, NULL, &ngroups);
-	}
+		ReadingsElements(DatumGetArrayTypePCopy(result), &groups, &ngroups);
 	nout = ngroups * (int) NUM_READING_COLUMNS;
 	sensors = palloc(sizeof(Datum) * Max(nout, 1));
 	columns = palloc(sizeof(Datum) * Max(nout, 1));
@@ -112,13 +115,8 @@ fit_readings(PG_FUNCTION_ARGS)
 		ArrayType  *cols = DatumGetArrayTypeP(GetAttributeByNum(group, 2, &isnull));
 		Datum	   *elems;
 		int			nelems;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
 
-		get_typlenbyvalalign(ARR_ELEMTYPE(cols), &typlen, &typbyval, &typalign);
-		deconstruct_array(cols, ARR_ELEMTYPE(cols), typlen, typbyval, typalign,
-						  &elems, NULL, &nelems);
+		ReadingsElements(cols, &elems, &nelems);
 		if (nelems != NUM_READING_COLUMNS)
 			elog(ERROR, "brewml.moments_by returned %d columns, expected %d",
 				 nelems, (int) NUM_READING_COLUMNS);

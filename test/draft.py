@@ -18,24 +18,30 @@ COLUMNS = {
 
 
 def read_rows(path):
+    """The rows as (sensorId, (six raw fields)): only what the model reads, so
+    that 10,000,000 rows fit in memory."""
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.reader(f)
+        header = next(reader)
+        at = [header.index(src) for src in COLUMNS]
+        sid = header.index("sensorId")
+        return [(row[sid], tuple(row[j] for j in at)) for row in reader]
 
 
 def fit(rows):
     """{sensor: {column: (n, mean, std)}}; std is None below 2 values."""
     sensors = []
-    for row in rows:
-        if row["sensorId"] not in sensors:
-            sensors.append(row["sensorId"])
+    for sensor, _ in rows:
+        if sensor not in sensors:
+            sensors.append(sensor)
     model = {}
     for sensor in sensors:
         model[sensor] = {}
-        for src, col in COLUMNS.items():
+        for k, col in enumerate(COLUMNS.values()):
             values = []
-            for row in rows:
-                if row["sensorId"] == sensor and row[src] != "":
-                    x = float(row[src])
+            for row_sensor, fields in rows:
+                if row_sensor == sensor and fields[k] != "":
+                    x = float(fields[k])
                     if not math.isnan(x):
                         values.append(x)
             n = len(values)
