@@ -12,8 +12,9 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${BREWML_PGPORT:-5433}
 DB=${BREWML_DB:-brewml}
 
+# From /, since the postgres user may not be allowed into the current folder.
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The state folder.  When the checkout is somewhere the postgres user cannot
@@ -58,26 +59,33 @@ CONF
   grep -q "^include_if_exists = 'brewml.conf'" "$PGDATA/postgresql.conf" ||
     echo "include_if_exists = 'brewml.conf'" | as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null
 
-  # A library installed after the server started is loaded only by a restart.
+  # A preloaded library that changed since the server started is loaded only
+  # by a restart; make install copies it anew every time, so compare contents.
   lib=$("$PGBIN/pg_config" --pkglibdir)/brewml.so
-  if running && [ "$lib" -nt "$PGDATA/postmaster.pid" ]; then
-    echo "cluster: brewml.so is newer than the server, restarting"
+  sum=$(md5sum <"$lib" | cut -d' ' -f1)
+  if running && [ "$(cat "$VAR/brewml.so.md5" 2>/dev/null)" != "$sum" ]; then
+    echo "cluster: brewml.so changed since the server started, restarting"
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
   fi
   if running; then
     echo "cluster: already running on port $PORT"
   else
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      echo "cluster: port $PORT is taken by another program; choose another with BREWML_PGPORT=..." >&2
+      exit 1
+    fi
     if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null; then
       echo "cluster: PostgreSQL did not start; the end of $LOG:" >&2
       tail -n 20 "$LOG" >&2
       exit 1
     fi
+    echo "$sum" >"$VAR/brewml.so.md5"
   fi
   export_env
   psql -X -q -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
     psql -X -q -d postgres -c "CREATE DATABASE \"$DB\""
-  psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS brewml" \
-    -c "ALTER EXTENSION brewml UPDATE" 2>&1 | grep -v 'already installed' || true
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 \
+    -c "CREATE EXTENSION IF NOT EXISTS brewml" -c "ALTER EXTENSION brewml UPDATE"
   cat <<MSG
 brewml is running: PostgreSQL 15 on port $PORT, database $DB.
   connect:  psql "host=$SOCK port=$PORT dbname=$DB user=postgres"
