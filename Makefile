@@ -4,9 +4,10 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 MODULE_big = brewml
-OBJS = extension/brewml.o extension/moments.o extension/moments_by.o extension/sensor.o extension/readings.o
+OBJS = extension/brewml.o extension/moments.o extension/moments_by.o extension/sensor.o extension/readings.o extension/fetch.o extension/worker.o
 MODULEDIR = extension
-DATA = extension/brewml.control extension/brewml--0.1.sql
+DATA = extension/brewml.control extension/brewml--0.1.sql extension/brewml--0.1--0.2.sql
+SHLIB_LINK = -lcurl
 PG_CFLAGS = -Wall -Wextra -Werror
 # PostgreSQL's own headers are not -Wextra clean (unused parameters in inline
 # functions): mark them as system headers so -Wextra judges only our code.
@@ -39,11 +40,13 @@ run:
 	scripts/setup.sh run
 	$(MAKE) all
 	$(MAKE) install
+	scripts/punkapi.sh start
 	scripts/cluster.sh start
 
 # Stop what make run started.
 stop:
 	scripts/cluster.sh stop
+	scripts/punkapi.sh stop
 
 # Every test, on temporary instances: never the cluster of make run.
 test:

@@ -19,4 +19,19 @@ BrewmlIsAlert(double value, double mean, double std)
 	return value >= mean + BREWML_ALERT_K * std;
 }
 
+/* Settings (brewml.c); see README's configuration table. */
+extern char *brewml_database;
+extern char *brewml_punkapi_url;
+extern int	brewml_poll_interval;
+extern int	brewml_beers_per_poll;
+extern int	brewml_max_response_bytes;
+extern int	brewml_fetch_timeout;
+extern int	brewml_max_redirects;
+extern int	brewml_fetch_log_retention;
+
+/* The Punk API worker (worker.c). */
+extern void WorkerRegister(void);
+extern void WorkerShmemRequest(void);
+extern void WorkerShmemStartup(void);
+
 #endif							/* BREWML_H */
