@@ -5,35 +5,14 @@
 # State lives in $BREWML_VAR (default: var/ in the checkout, git-ignored):
 # pgdata/, run/ (the socket), postgres.log.  As root, the server runs as the
 # `postgres` system user, since PostgreSQL refuses to run as root.
-# Settings: BREWML_PGPORT (5433), BREWML_DB (brewml).
+# Settings: BREWML_PGPORT (5433), BREWML_DB (brewml); for the Punk API worker
+# BREWML_PUNKAPI_URL (the local API of scripts/punkapi.sh), BREWML_POLL_INTERVAL
+# (10s, so that a new user sees beers arrive at once), BREWML_BEERS_PER_POLL (3).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${BREWML_PGPORT:-5433}
 DB=${BREWML_DB:-brewml}
-
-# From /, since the postgres user may not be allowed into the current folder.
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-
-# The state folder.  When the checkout is somewhere the postgres user cannot
-# reach (under /root, say), the state goes to /var/lib/brewml and var/ links to it.
-state_dir() {
-  if [ -n "${BREWML_VAR:-}" ]; then
-    VAR=$BREWML_VAR
-  elif [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$ROOT"; then
-    VAR=/var/lib/brewml/$(printf %s "$ROOT" | md5sum | cut -c1-12)
-    [ -e "$ROOT/var" ] || ln -s "$VAR" "$ROOT/var"
-  else
-    VAR=$ROOT/var
-  fi
-  mkdir -p "$VAR/run"
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$VAR" "$VAR/run"
-  PGDATA=$VAR/pgdata
-  SOCK=$VAR/run
-  LOG=$VAR/postgres.log
-}
 
 export_env() {
   export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres PGDATABASE=$DB
@@ -53,6 +32,10 @@ listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'brewml'
+brewml.database = '$DB'
+brewml.punkapi_url = '${BREWML_PUNKAPI_URL:-http://127.0.0.1:${BREWML_PUNKAPI_PORT:-8383}/v2/beers/random}'
+brewml.poll_interval = '${BREWML_POLL_INTERVAL:-10s}'
+brewml.beers_per_poll = ${BREWML_BEERS_PER_POLL:-3}
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
@@ -69,8 +52,9 @@ CONF
   fi
   if running; then
     echo "cluster: already running on port $PORT"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" reload >/dev/null
   else
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    if port_busy "$PORT"; then
       echo "cluster: port $PORT is taken by another program; choose another with BREWML_PGPORT=..." >&2
       exit 1
     fi
@@ -91,6 +75,7 @@ brewml is running: PostgreSQL 15 on port $PORT, database $DB.
   connect:  psql "host=$SOCK port=$PORT dbname=$DB user=postgres"
        or:  psql "host=127.0.0.1 port=$PORT dbname=$DB user=postgres"
   try:      SELECT * FROM brewml.fit('SEN0001', ARRAY[10, 5, 6, 9]);
+            SELECT count(*) FROM brewml.cleaned_beers;   -- beers arrive every ${BREWML_POLL_INTERVAL:-10s}
   stop:     make stop
 MSG
 }
@@ -105,6 +90,9 @@ stop() {
 }
 
 state_dir
+PGDATA=$VAR/pgdata
+SOCK=$VAR/run
+LOG=$VAR/postgres.log
 case ${1:-} in
   start) start ;;
   stop) stop ;;
