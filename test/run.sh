@@ -19,6 +19,7 @@ WORK=$(mktemp -d /tmp/brewml-test.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK"
 chmod 755 "$WORK"
 cleanup() {
+  BREWML_VAR=$WORK/cluster "$ROOT/scripts/punkapi.sh" stop >/dev/null 2>&1
   [ -f "$WORK/cluster/pgdata/postmaster.pid" ] &&
     as_pg "$PGBIN/pg_ctl" -D "$WORK/cluster/pgdata" -m immediate -w stop >/dev/null 2>&1
   [ -n "${BREWML_KEEP:-}" ] && { echo "kept $WORK"; return; }
@@ -32,7 +33,7 @@ as_pg mkdir -p "$WORK/regress"
 cp -r "$ROOT/sql" "$ROOT/expected" "$WORK/regress/"
 [ -d "$ROOT/test/fixtures" ] && cp -r "$ROOT/test/fixtures" "$WORK/regress/"
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$WORK/regress"
-printf "shared_preload_libraries = 'brewml'\nmax_parallel_workers_per_gather = 2\n" > "$WORK/regress/temp.conf"
+printf "shared_preload_libraries = 'brewml'\nmax_parallel_workers_per_gather = 2\n# no Punk API worker in the regression instance\nbrewml.database = ''\n" > "$WORK/regress/temp.conf"
 tests=$(cd "$ROOT/sql" && ls *.sql | sed 's/\.sql$//' | sort)
 echo "== pg_regress: $(echo $tests)"
 (cd "$WORK/regress" && as_pg "$PGXS_DIR/src/test/regress/pg_regress" \
@@ -56,7 +57,9 @@ fi
 # A temporary cluster on its own port; each test script prints TAP lines.
 export BREWML_VAR=$WORK/cluster BREWML_PGPORT=${BREWML_TEST_PGPORT:-5499} BREWML_DB=brewml_test
 export BREWML_ROOT=$ROOT BREWML_WORK=$WORK
-if "$ROOT/scripts/cluster.sh" start >"$WORK/cluster-start.log" 2>&1; then
+export BREWML_PUNKAPI_PORT=${BREWML_TEST_PUNKAPI_PORT:-8399} BREWML_POLL_INTERVAL=1s BREWML_BEERS_PER_POLL=2
+if "$ROOT/scripts/punkapi.sh" start >"$WORK/cluster-start.log" 2>&1 &&
+   "$ROOT/scripts/cluster.sh" start >>"$WORK/cluster-start.log" 2>&1; then
   eval "$("$ROOT/scripts/cluster.sh" env)"
   for t in "$ROOT"/test/integration/*.sh; do
     [ -e "$t" ] || continue
