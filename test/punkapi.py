@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Punk API, served locally from the punkapi-db data set (the real API is gone).
 
-    python3 test/punkapi.py [--port 8383] [--host 127.0.0.1] [--data node_modules/punkapi-db/data.json]
+    python3 test/punkapi.py --data node_modules/punkapi-db/data.json [--port 8383] [--host 127.0.0.1]
+                            [--tls-cert FILE --tls-key FILE]
 
 Routes, in the real API's format (a JSON array of beer objects; errors as
 {"statusCode", "error", "message"}):
@@ -27,6 +28,7 @@ DELETE /_faults clears the queue; GET /_stats tells requests served and faults l
 import argparse
 import json
 import random
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -201,13 +203,21 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8383)
     ap.add_argument("--data", required=True, help="punkapi-db's data.json")
+    ap.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="and this key (PEM)")
     args = ap.parse_args()
     with open(args.data) as f:
         beers = json.load(f)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.state = State(beers)
-    print(f"punkapi: {len(beers)} beers on http://{args.host}:{args.port}/v2/beers", flush=True)
+    scheme = "http"
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"punkapi: {len(beers)} beers on {scheme}://{args.host}:{args.port}/v2/beers", flush=True)
     server.serve_forever()
 
 

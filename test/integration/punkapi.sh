@@ -126,6 +126,25 @@ check "a 429 with Retry-After: 40 puts the next poll 40 s away" \
 q "SELECT brewml.poll_now()" >/dev/null
 check "poll_now overrides the back-off" 'wait_for 10 "SELECT consecutive_failures = 0 FROM brewml.worker_status"'
 
+# --- TLS is verified: a self-signed certificate is refused ----------------------------
+tls_port=$((BREWML_PUNKAPI_PORT + 1))
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
+python3 "$ROOT/test/punkapi.py" --port $tls_port --data "$DATA" \
+  --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" >"$WORK/tls.log" 2>&1 &
+tls_pid=$!
+sleep 1
+set_conf brewml.poll_interval 1h
+set_conf brewml.punkapi_url "https://127.0.0.1:$tls_port/v2/beers/random"
+before=$(q "SELECT coalesce(max(id), 0) FROM brewml.fetch_log")
+q "SELECT brewml.poll_now()" >/dev/null
+check "an https server with a self-signed certificate is refused" \
+  'wait_for 10 "SELECT outcome = '"'"'network_error'"'"' AND error ~* '"'"'certificate'"'"' AND beers = 0
+                FROM brewml.fetch_log WHERE id > $before"' \
+  "$(q "SELECT outcome, error FROM brewml.fetch_log WHERE id > $before")"
+kill $tls_pid
+q "ALTER SYSTEM RESET brewml.punkapi_url" >/dev/null; q "SELECT pg_reload_conf()" >/dev/null
+
 # --- the worker comes back ---------------------------------------------------------
 pid=$(worker_pid)
 q "SELECT pg_terminate_backend($pid)" >/dev/null
@@ -141,7 +160,7 @@ pid=$(worker_pid)
 "$ROOT/scripts/cluster.sh" stop >/dev/null && "$ROOT/scripts/cluster.sh" start >/dev/null
 check "after a server restart the worker comes back and polls again" \
   'wait_for 30 "SELECT running AND pid <> $pid AND polls > 0 FROM brewml.worker_status"'
-check "fetch_log kept all 10 kinds of outcome across the restarts" \
-  '[ "$(q "SELECT count(DISTINCT outcome) = 10 FROM brewml.fetch_log")" = t ]'
+check "fetch_log kept all 11 kinds of outcome across the restarts" \
+  '[ "$(q "SELECT count(DISTINCT outcome) = 11 FROM brewml.fetch_log")" = t ]'
 q "ALTER SYSTEM RESET ALL" >/dev/null; q "SELECT pg_reload_conf()" >/dev/null
 echo "1..$n"
