@@ -81,3 +81,6 @@ ALTER SYSTEM SET brewml.punkapi_url = 'file:///etc/passwd';
 ALTER SYSTEM SET brewml.punkapi_url = 'gopher://example.com/';
 SET brewml.poll_interval = '1s';
 \set ON_ERROR_STOP 1
+
+-- leave the database as this suite found it
+TRUNCATE brewml.raw_beers, brewml.cleaned_beers;

@@ -32,6 +32,8 @@ trap cleanup EXIT
 as_pg mkdir -p "$WORK/regress"
 cp -r "$ROOT/sql" "$ROOT/expected" "$WORK/regress/"
 [ -d "$ROOT/test/fixtures" ] && cp -r "$ROOT/test/fixtures" "$WORK/regress/"
+# the Punk API data set, from its npm package (scripts/setup.sh installs it)
+cp "$ROOT/node_modules/punkapi-db/data.json" "$WORK/regress/fixtures/punkapi-data.json"
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$WORK/regress"
 printf "shared_preload_libraries = 'brewml'\nmax_parallel_workers_per_gather = 2\n# no Punk API worker in the regression instance\nbrewml.database = ''\n" > "$WORK/regress/temp.conf"
 tests=$(cd "$ROOT/sql" && ls *.sql | sed 's/\.sql$//' | sort)
