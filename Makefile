@@ -30,6 +30,9 @@ all install:
 	@exit 1
 endif
 
+# PGXS does not track headers: every object depends on all of ours.
+$(OBJS): $(wildcard extension/*.h)
+
 test/gen-collects: test/gen_collects.c
 	$(CC) -O2 -Wall -Wextra -Werror -std=c11 -o $@ $< -lm
 

@@ -26,6 +26,7 @@ int			brewml_max_response_bytes = 1024 * 1024;
 int			brewml_fetch_timeout = 10000;
 int			brewml_max_redirects = 3;
 int			brewml_fetch_log_retention = 30;
+bool		brewml_compiled_predict = true;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -98,6 +99,10 @@ _PG_init(void)
 							"Days brewml.fetch_log keeps its rows; 0 keeps them forever.",
 							NULL, &brewml_fetch_log_retention, 30, 0, 36500,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("brewml.compiled_predict",
+							 "Predicts with the compiled, branch-free walk of a forest (off: the plain walk, same answers).",
+							 NULL, &brewml_compiled_predict, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("brewml");
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -28,6 +28,7 @@ extern int	brewml_max_response_bytes;
 extern int	brewml_fetch_timeout;
 extern int	brewml_max_redirects;
 extern int	brewml_fetch_log_retention;
+extern bool brewml_compiled_predict;
 
 /* The Punk API worker (worker.c). */
 extern void WorkerRegister(void);

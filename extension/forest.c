@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "forest.h"
@@ -39,34 +40,263 @@ typedef struct ForestHeader
 	uint32		crc;
 } ForestHeader;
 
-/* Mean class probabilities over the trees. */
+/* Rank of a missing value when it goes right: above every threshold's. */
+#define RANK_HIGH 0xFFFF
+
+/*
+ * A node of the fast walk.  A threshold is replaced by its rank among the
+ * feature's distinct thresholds: x <= threshold exactly when fewer than
+ * rank + 1 thresholds lie below x, so a row's features are ranked once and
+ * each node compares two small integers.  Each feature has two ranks per
+ * row, which differ only for a missing value (0, or RANK_HIGH), and a node's
+ * slot picks the one matching its missing-value direction; a node goes right
+ * when that rank exceeds its own.  A leaf has rank RANK_HIGH and points at
+ * itself, so a walk can run a fixed number of steps without a branch.
+ */
+typedef struct WalkNode
+{
+	uint16		rank;
+	uint8		slot;			/* 2 * feature, + 1 if a missing value goes right */
+	uint8		pad;
+	int32		next;			/* the left child; the right is next + 1 */
+} WalkNode;
+
+/* Trees walked side by side, their memory loads overlapping. */
+#define LANES 8
+
+static const float zero_probs[256];
+
+/*
+ * Adds the class probabilities of eight trees' leaves to probs, pairwise
+ * (short dependency chains); both walks sum in this one order, so that they
+ * give the same answer to the last bit.
+ */
+static inline void
+AddLeaves(double *probs, const float *const *l, int k)
+{
+	for (int c = 0; c < k; c++)
+		probs[c] += (((double) l[0][c] + l[1][c]) + ((double) l[2][c] + l[3][c])) +
+			(((double) l[4][c] + l[5][c]) + ((double) l[6][c] + l[7][c]));
+}
+
+static int
+CompareDoubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* The number of edges below x (x not NaN); a binary search without branches. */
+static inline int
+RankOf(const double *edges, int n, double x)
+{
+	const double *base = edges;
+
+	if (n == 0)
+		return 0;
+	while (n > 1)
+	{
+		int			half = n / 2;
+
+		base += (base[half - 1] < x) * half;
+		n -= half;
+	}
+	return (int) (base - edges) + (base[0] < x);
+}
+
+/*
+ * Prepares a forest for fast prediction (ForestPredict): ranked thresholds,
+ * 8-byte nodes, each tree's depth, and trees padded to a multiple of LANES
+ * with a leaf that predicts nothing.  Forests with more than 128 features or
+ * 65534 thresholds on one feature keep the plain walk.
+ */
 void
-ForestPredict(const Forest *forest, const double *x, double *probs)
+ForestCompile(Forest *forest)
+{
+	int		   *count;
+	int32	   *node_depth;
+	int			n_walk;
+
+	if (forest->p > 128)
+		return;
+	count = palloc0(sizeof(int) * forest->p);
+	for (int i = 0; i < forest->n_nodes; i++)
+		if (forest->nodes[i].feature >= 0)
+			count[forest->nodes[i].feature]++;
+	forest->edges = palloc(sizeof(double *) * forest->p);
+	forest->n_edges = palloc0(sizeof(int) * forest->p);
+	for (int f = 0; f < forest->p; f++)
+		forest->edges[f] = palloc(sizeof(double) * Max(count[f], 1));
+	for (int i = 0; i < forest->n_nodes; i++)
+	{
+		const ForestNode *nd = &forest->nodes[i];
+
+		if (nd->feature >= 0)
+			forest->edges[nd->feature][forest->n_edges[nd->feature]++] = nd->threshold;
+	}
+	for (int f = 0; f < forest->p; f++)
+	{
+		int			m = 0;
+
+		qsort(forest->edges[f], forest->n_edges[f], sizeof(double), CompareDoubles);
+		for (int i = 0; i < forest->n_edges[f]; i++)
+			if (m == 0 || forest->edges[f][i] != forest->edges[f][m - 1])
+				forest->edges[f][m++] = forest->edges[f][i];
+		forest->n_edges[f] = m;
+		if (m >= RANK_HIGH)
+		{
+			forest->edges = NULL;	/* too many to rank in 16 bits: plain walk */
+			return;
+		}
+	}
+
+	/*
+	 * The walk: the nodes in place, then one padding leaf.  A walk ends on a
+	 * node, so probabilities are kept by node (zeros for inner nodes and the
+	 * padding leaf): one memory load fewer per tree than through the leaf.
+	 */
+	n_walk = forest->n_nodes + 1;
+	forest->walk = palloc_extended(sizeof(WalkNode) * n_walk, MCXT_ALLOC_HUGE);
+	forest->walk_probs = palloc_extended(sizeof(float) * (size_t) n_walk * forest->k,
+										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	node_depth = palloc0(sizeof(int32) * forest->n_nodes);
+	for (int i = 0; i < n_walk; i++)
+	{
+		const ForestNode *nd = &forest->nodes[i];
+		WalkNode   *w = &forest->walk[i];
+
+		memset(w, 0, sizeof(WalkNode));
+		if (i == forest->n_nodes || nd->feature < 0)
+		{
+			if (i < forest->n_nodes)
+				memcpy(&forest->walk_probs[(size_t) i * forest->k],
+					   &forest->leaf_probs[(size_t) nd->left * forest->k], sizeof(float) * forest->k);
+			w->rank = RANK_HIGH;
+			w->next = i;
+			continue;
+		}
+		w->rank = (uint16) RankOf(forest->edges[nd->feature], forest->n_edges[nd->feature], nd->threshold);
+		w->slot = (uint8) (2 * nd->feature + (nd->missing_left ? 0 : 1));
+		w->next = nd->left;
+		node_depth[nd->left] = node_depth[nd->left + 1] = node_depth[i] + 1;
+	}
+
+	/* roots and depths, padded to whole groups of LANES trees */
+	forest->n_walk_trees = (forest->n_trees + LANES - 1) / LANES * LANES;
+	forest->walk_roots = palloc(sizeof(int32) * forest->n_walk_trees);
+	forest->depth = palloc0(sizeof(int32) * forest->n_walk_trees);
+	for (int t = 0; t < forest->n_walk_trees; t++)
+	{
+		if (t >= forest->n_trees)
+		{
+			forest->walk_roots[t] = forest->n_nodes;
+			continue;
+		}
+		forest->walk_roots[t] = forest->roots[t];
+		/* a tree's nodes are contiguous, from its root to the next tree's */
+		for (int i = forest->roots[t]; i < (t + 1 < forest->n_trees ? forest->roots[t + 1] : forest->n_nodes); i++)
+			forest->depth[t] = Max(forest->depth[t], node_depth[i]);
+	}
+	pfree(node_depth);
+	pfree(count);
+}
+
+/* One step of one lane: to the left child, or the right one (next + 1). */
+#define WALK_STEP(at) \
+	do { \
+		const WalkNode *nd_ = &walk[at]; \
+		(at) = nd_->next + (rank[nd_->slot] > nd_->rank); \
+	} while (0)
+
+/* Adds the leaf probabilities the compiled walk reaches for row x. */
+static void
+ForestWalk(const Forest *forest, const double *x, double *probs)
+{
+	const WalkNode *walk = forest->walk;
+	int			k = forest->k;
+	uint16		rank[256];
+	const float *leaves[LANES];
+
+	for (int f = 0; f < forest->p; f++)
+	{
+		if (x[f] != x[f])
+		{
+			rank[2 * f] = 0;
+			rank[2 * f + 1] = RANK_HIGH;
+		}
+		else
+			rank[2 * f] = rank[2 * f + 1] =
+				(uint16) RankOf(forest->edges[f], forest->n_edges[f], x[f]);
+	}
+	for (int g = 0; g < forest->n_walk_trees; g += LANES)
+	{
+		const int32 *r = &forest->walk_roots[g];
+		int32		a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3],
+					a4 = r[4], a5 = r[5], a6 = r[6], a7 = r[7];
+		int			steps = 0;
+		int32		ends[LANES];
+
+		for (int j = 0; j < LANES; j++)
+			steps = Max(steps, forest->depth[g + j]);
+		for (int s = 0; s < steps; s++)
+		{
+			WALK_STEP(a0);
+			WALK_STEP(a1);
+			WALK_STEP(a2);
+			WALK_STEP(a3);
+			WALK_STEP(a4);
+			WALK_STEP(a5);
+			WALK_STEP(a6);
+			WALK_STEP(a7);
+		}
+		ends[0] = a0, ends[1] = a1, ends[2] = a2, ends[3] = a3;
+		ends[4] = a4, ends[5] = a5, ends[6] = a6, ends[7] = a7;
+		/* a padding lane adds zeros, which changes no sum */
+		for (int j = 0; j < LANES; j++)
+			leaves[j] = &forest->walk_probs[(size_t) ends[j] * k];
+		AddLeaves(probs, leaves, k);
+	}
+}
+
+/*
+ * Mean class probabilities over the trees; plain walks the nodes as stored
+ * even when the forest is compiled (the same answer, slower: for tests).
+ */
+void
+ForestPredict(const Forest *forest, const double *x, double *probs, bool plain)
 {
 	int			k = forest->k;
 
 	for (int c = 0; c < k; c++)
 		probs[c] = 0.0;
-	for (int t = 0; t < forest->n_trees; t++)
+	if (plain || forest->walk == NULL || forest->edges == NULL)
 	{
-		const float *leaf = ForestTreeLeaf(forest, t, x);
+		for (int t0 = 0; t0 < forest->n_trees; t0 += LANES)
+		{
+			const float *leaves[LANES];
 
-		for (int c = 0; c < k; c++)
-			probs[c] += leaf[c];
+			for (int j = 0; j < LANES; j++)
+				leaves[j] = t0 + j < forest->n_trees ? ForestTreeLeaf(forest, t0 + j, x) : zero_probs;
+			AddLeaves(probs, leaves, k);
+		}
 	}
+	else
+		ForestWalk(forest, x, probs);
 	for (int c = 0; c < k; c++)
 		probs[c] /= forest->n_trees;
 }
 
 /* The most probable class (the first on ties), and its probability. */
 int
-ForestClassify(const Forest *forest, const double *x, double *best_prob)
+ForestClassify(const Forest *forest, const double *x, double *best_prob, bool plain)
 {
 	double		stack_probs[16];
 	double	   *probs = forest->k <= 16 ? stack_probs : palloc(sizeof(double) * forest->k);
 	int			best = 0;
 
-	ForestPredict(forest, x, probs);
+	ForestPredict(forest, x, probs, plain);
 	for (int c = 1; c < forest->k; c++)
 		if (probs[c] > probs[best])
 			best = c;

@@ -61,6 +61,14 @@ typedef struct Forest
 	int32	   *roots;			/* n_trees */
 	ForestNode *nodes;			/* n_nodes */
 	float	   *leaf_probs;		/* n_leaves * k */
+	/* filled by ForestCompile, for fast prediction */
+	struct WalkNode *walk;		/* nodes by threshold rank, leaves as self-loops */
+	float	   *walk_probs;		/* per walk node: a leaf's probabilities, else zeros */
+	int			n_walk_trees;	/* n_trees rounded up to whole groups of lanes */
+	int32	   *walk_roots;		/* n_walk_trees */
+	int32	   *depth;			/* n_walk_trees: the longest walk in each tree */
+	double	  **edges;			/* p: each feature's distinct thresholds, ascending */
+	int		   *n_edges;		/* p */
 	/* filled by training only, when oob_rows > 0 */
 	int64	   *oob_confusion;	/* k * k, true class by row, predicted by column */
 	int			oob_evaluated;
@@ -95,8 +103,9 @@ typedef struct ForestScores
 
 extern void ForestDefaultParams(ForestParams *params, int p);
 extern Forest *ForestTrain(const ForestData *data, const ForestParams *params);
-extern void ForestPredict(const Forest *forest, const double *x, double *probs);
-extern int	ForestClassify(const Forest *forest, const double *x, double *best_prob);
+extern void ForestCompile(Forest *forest);
+extern void ForestPredict(const Forest *forest, const double *x, double *probs, bool plain);
+extern int	ForestClassify(const Forest *forest, const double *x, double *best_prob, bool plain);
 
 extern bytea *ForestSerialize(const Forest *forest);
 extern Forest *ForestDeserialize(const bytea *bin, const char *what);

@@ -617,7 +617,7 @@ model_cross_validate(PG_FUNCTION_ARGS)
 			for (int i = 0; i < ts.n; i++)
 				if (fold_of[i] == f)
 				{
-					int			c = ForestClassify(forest, &ts.x[(size_t) i * p], NULL);
+					int			c = ForestClassify(forest, &ts.x[(size_t) i * p], NULL, true);
 
 					confusion[ts.y[i] * ts.k + c]++;
 					total_confusion[ts.y[i] * ts.k + c]++;

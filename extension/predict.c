@@ -16,6 +16,7 @@
 
 #include <math.h>
 
+#include "brewml.h"
 #include "forest.h"
 
 #include "catalog/namespace.h"
@@ -167,6 +168,7 @@ LoadModel(const char *name, bool missing_ok)
 		what = psprintf("model \"%s\" version %d (id " INT64_FORMAT ")", name, m->version, m->model_id);
 		old = MemoryContextSwitchTo(cxt);
 		m->forest = ForestDeserialize(DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull)), what);
+		ForestCompile(m->forest);
 		MemoryContextSwitchTo(old);
 		m->features = TextArrayStrings(SPI_getbinval(tup, desc, 4, &isnull), &nfeatures, cxt);
 		m->classes = TextArrayStrings(SPI_getbinval(tup, desc, 5, &isnull), &nclasses, cxt);
@@ -283,7 +285,7 @@ Datum
 model_classify(PG_FUNCTION_ARGS)
 {
 	CachedModel *m = CallModel(fcinfo, false);
-	int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), NULL);
+	int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), NULL, !brewml_compiled_predict);
 	text	   *t = m->class_texts[c];
 	text	   *result = palloc(VARSIZE(t));
 
@@ -300,7 +302,7 @@ model_classify_proba(PG_FUNCTION_ARGS)
 	double	   *probs = palloc(sizeof(double) * m->forest->k);
 	StringInfoData out;
 
-	ForestPredict(m->forest, CallFeatures(fcinfo, m), probs);
+	ForestPredict(m->forest, CallFeatures(fcinfo, m), probs, !brewml_compiled_predict);
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
 	for (int c = 0; c < m->forest->k; c++)
@@ -334,7 +336,7 @@ model_classify_detail(PG_FUNCTION_ARGS)
 	if (m != NULL)
 	{
 		double		prob;
-		int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), &prob);
+		int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), &prob, !brewml_compiled_predict);
 
 		values[0] = CStringGetTextDatum(m->classes[c]);
 		values[1] = Float8GetDatum(prob);

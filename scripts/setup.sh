@@ -9,7 +9,7 @@ what=${1:-run}
 # Debian packages for each use; each list includes the ones before it.
 apt_run=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nodejs npm python3)
 apt_test=("${apt_run[@]}" openssl)
-apt_bench=("${apt_test[@]}" python3-pandas python3-numpy)
+apt_bench=("${apt_test[@]}" python3-pandas python3-numpy python3-sklearn)
 case $what in
   run) want=("${apt_run[@]}") ;;
   test) want=("${apt_test[@]}") ;;

@@ -40,6 +40,14 @@ SELECT bool_and(brewml.classify('ibu', ARRAY[abv, target_fg, target_og, ebc, srm
   FROM brewml.cleaned_beers;
 SELECT string_agg(key, ' ' ORDER BY key) AS classes, round(sum(value::numeric), 6) AS total
   FROM jsonb_each_text(brewml.classify_proba('ibu', ARRAY[4.5, 1010, 1044, 20, 10, 4.4]));
+-- the compiled walk (ranked thresholds, eight trees at a time) agrees with the
+-- plain walk of the stored nodes to the last bit, missing values included
+CREATE TEMP TABLE compiled AS
+  SELECT id, brewml.classify_proba('ibu', ARRAY[abv, target_fg, target_og, ebc, srm, ph]) AS p FROM brewml.cleaned_beers;
+SET brewml.compiled_predict = off;
+SELECT count(*) AS beers, bool_and(c.p = brewml.classify_proba('ibu', ARRAY[abv, target_fg, target_og, ebc, srm, ph])) AS identical
+  FROM brewml.cleaned_beers b JOIN compiled c USING (id);
+RESET brewml.compiled_predict;
 -- missing features (NULL or NaN) still get a class
 SELECT brewml.classify('ibu', ARRAY[4.5, NULL, 1044, NULL, 10, 'NaN']) IS NOT NULL AS with_missing;
 SELECT brewml.classify('ibu', ARRAY[NULL, NULL, NULL, NULL, NULL, NULL]::float8[]) IS NOT NULL AS all_missing;
