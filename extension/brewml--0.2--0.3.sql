@@ -120,19 +120,19 @@ COMMENT ON FUNCTION brewml.cross_validate(text, text, text[], jsonb, integer, in
   'Repeated stratified k-fold: mean and standard deviation over the folds of accuracy and macro-F1, and the pooled confusion matrix';
 
 CREATE FUNCTION brewml.classify(model_name text, features float8[]) RETURNS text
-  AS 'MODULE_PATHNAME', 'model_classify' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'model_classify' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION brewml.classify(text, float8[]) IS
   'The class the model deployed under model_name predicts; NULL elements are missing values';
 
 CREATE FUNCTION brewml.classify_proba(model_name text, features float8[]) RETURNS jsonb
-  AS 'MODULE_PATHNAME', 'model_classify_proba' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'model_classify_proba' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION brewml.classify_proba(text, float8[]) IS
   'The probability of every class under the deployed model, as {class: probability}';
 
 CREATE FUNCTION brewml.classify_detail(model_name text, features float8[], missing_ok boolean DEFAULT false,
                                        OUT class text, OUT probability float8, OUT model_id bigint,
                                        OUT version integer)
-  AS 'MODULE_PATHNAME', 'model_classify_detail' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'model_classify_detail' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION brewml.classify_detail(text, float8[], boolean) IS
   'The predicted class, its probability and the model that said so; all NULL when missing_ok and nothing is deployed';
 

@@ -67,16 +67,17 @@ typedef struct WalkNode
 static const float zero_probs[256];
 
 /*
- * Adds the class probabilities of eight trees' leaves to probs, pairwise
- * (short dependency chains); both walks sum in this one order, so that they
- * give the same answer to the last bit.
+ * Adds the class probabilities of eight trees' leaves to probs: pairwise in
+ * single precision (eight values in [0, 1], short dependency chains), then
+ * to the double total.  Both walks sum in this one order, so that they give
+ * the same answer to the last bit.
  */
 static inline void
 AddLeaves(double *probs, const float *const *l, int k)
 {
 	for (int c = 0; c < k; c++)
-		probs[c] += (((double) l[0][c] + l[1][c]) + ((double) l[2][c] + l[3][c])) +
-			(((double) l[4][c] + l[5][c]) + ((double) l[6][c] + l[7][c]));
+		probs[c] += (double) (((l[0][c] + l[1][c]) + (l[2][c] + l[3][c])) +
+							  ((l[4][c] + l[5][c]) + (l[6][c] + l[7][c])));
 }
 
 static int
