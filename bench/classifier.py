@@ -14,9 +14,10 @@ Needs PG* variables aimed at a database with brewml (bench/run.sh sets them).
 """
 import json
 import os
-import re
 import subprocess
 import sys
+
+from benchlib import psql, sql_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("BREWML_BENCH_DIR", "/tmp/brewml-bench")
@@ -46,23 +47,6 @@ SELECT i AS id, abv,
 """
 
 
-def psql(*commands):
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA"]
-    for c in commands:
-        args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def timed(query, runs=1):
-    best, out = None, ""
-    for _ in range(runs):
-        text = psql("\\timing on", query)
-        ms = float(re.findall(r"^Time: ([0-9.]+) ms", text, re.M)[-1])
-        out = re.sub(r"^Time: .*$", "", text, flags=re.M).strip()
-        best = ms / 1000 if best is None else min(best, ms / 1000)
-    return best, out
-
-
 def main():
     os.makedirs(WORK, exist_ok=True)
     psql(MAKE.format(t="bench_train", seed=0.42, n=ROWS), MAKE.format(t="bench_test", seed=0.24, n=TEST_ROWS),
@@ -75,14 +59,15 @@ def main():
                            check=True, stdout=f)
 
     params = json.dumps({"n_trees": N_TREES, "max_depth": DEPTH, "max_features": MAX_FEATURES, "oob_rows": 0})
-    train_s, model_id = timed(
+    train_s, model_id = sql_seconds(
         "SELECT brewml.train('bench', 'SELECT label, abv, target_fg, target_og, ebc, srm, ph FROM bench_train ORDER BY id', "
-        f"'label', ARRAY['abv', 'target_fg', 'target_og', 'ebc', 'srm', 'ph'], '{params}')")
+        f"'label', ARRAY['abv', 'target_fg', 'target_og', 'ebc', 'srm', 'ph'], '{params}')", runs=1)
     psql(f"SELECT brewml.deploy({model_id})")
     classify = "brewml.classify('bench', ARRAY[abv, target_fg, target_og, ebc, srm, ph])"
-    predict_s, right = timed(f"SELECT count(*) FILTER (WHERE {classify} = label) FROM bench_test", runs=3)
-    serial_s, _ = timed(f"SET max_parallel_workers_per_gather = 0; SELECT count(*) FILTER (WHERE {classify} = label) FROM bench_test", runs=3)
-    big_s, _ = timed(f"SELECT count({classify}) FROM bench_train", runs=1)
+    predict_s, right = sql_seconds(f"SELECT count(*) FILTER (WHERE {classify} = label) FROM bench_test")
+    serial_s, _ = sql_seconds(f"SELECT count(*) FILTER (WHERE {classify} = label) FROM bench_test",
+                              setup=("SET max_parallel_workers_per_gather = 0",))
+    big_s, _ = sql_seconds(f"SELECT count({classify}) FROM bench_train", runs=1)
 
     r = subprocess.run([PYTHON, os.path.join(ROOT, "bench", "classifier_sklearn.py"),
                         os.path.join(WORK, "bench_train.csv"), os.path.join(WORK, "bench_test.csv"),

@@ -9,21 +9,14 @@ Needs PG* variables aimed at a database with brewml (bench/run.sh sets them).
 """
 import json
 import os
-import re
 import subprocess
 import time
+
+from benchlib import psql, sql_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "node_modules", "punkapi-db", "data.json")
 SEEDS = [0, 1, 2, 3, 4]
-
-
-def psql(*commands):
-    """Runs the commands in one session, sent on standard input (the data set is long)."""
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-F", " "]
-    script = "".join(c if c.startswith("\\") else c + ";\n" for c in commands)
-    script = script.replace("\\timing on", "\\timing on\n")
-    return subprocess.run(args, check=True, capture_output=True, text=True, input=script).stdout
 
 
 def main():
@@ -33,10 +26,10 @@ def main():
          f"SELECT brewml.ingest_beers('punkapi-db', NULL, '{payload}'::jsonb)")
     ours = []
     for s in SEEDS:
-        out = psql("\\timing on", f"SELECT accuracy_mean, macro_f1_mean FROM brewml.cross_validate_ibu(seed => {s})")
-        ms = float(re.findall(r"^Time: ([0-9.]+) ms", out, re.M)[-1])
-        acc, f1 = map(float, out.strip().splitlines()[0].split())
-        ours.append((acc, f1, ms / 1000))
+        seconds, out = sql_seconds(f"SELECT accuracy_mean, macro_f1_mean FROM brewml.cross_validate_ibu(seed => {s})",
+                                   runs=1)
+        acc, f1 = map(float, out.split("|"))
+        ours.append((acc, f1, seconds))
     t0 = time.perf_counter()
     r = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "ibu_sklearn.py"), DATA] + [str(s) for s in SEEDS],
                        check=True, capture_output=True, text=True)

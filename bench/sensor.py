@@ -13,10 +13,11 @@ Needs PG* variables aimed at a database with brewml (bench/run.sh sets them).
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import time
+
+from benchlib import psql, sql_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("BREWML_BENCH_DIR", "/tmp/brewml-bench")
@@ -25,24 +26,6 @@ VALUE = 0.003                        # the value in_alert is asked about
 COLS = ["vel_rms_x", "vel_rms_y", "vel_rms_z", "accel_rms_x", "accel_rms_y", "accel_rms_z"]
 BUILTIN = ("SELECT sensor_id, " + ", ".join(f"avg({c}), stddev_samp({c})" for c in COLS) +
            " FROM brewml.readings GROUP BY sensor_id")
-
-
-def psql(*commands):
-    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA"]
-    for c in commands:
-        args += ["-c", c]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def sql_seconds(query, runs=3):
-    """Best server-side time of query over runs, and its last output."""
-    best, out = None, ""
-    for _ in range(runs):
-        text = psql("\\timing on", query)
-        ms = [float(m) for m in re.findall(r"^Time: ([0-9.]+) ms", text, re.M)]
-        out = re.sub(r"^Time: .*$", "", text, flags=re.M).strip()
-        best = ms[-1] / 1000 if best is None else min(best, ms[-1] / 1000)
-    return best, out
 
 
 def python_side(script, csv, runs):
@@ -73,8 +56,9 @@ def bench(rows):
         "SELECT count(*) FILTER (WHERE a) FROM brewml.in_alert(%s) i, "
         "unnest(ARRAY[vel_rms_x, vel_rms_y, vel_rms_z, accel_rms_x, accel_rms_y, accel_rms_z]) a" % VALUE)
     builtin_s, _ = sql_seconds(BUILTIN)
-    serial_s, _ = sql_seconds("SET max_parallel_workers_per_gather = 0; SELECT brewml.fit_readings()")
-    serial_builtin_s, _ = sql_seconds("SET max_parallel_workers_per_gather = 0; " + BUILTIN)
+    serial = ("SET max_parallel_workers_per_gather = 0",)
+    serial_s, _ = sql_seconds("SELECT brewml.fit_readings()", setup=serial)
+    serial_builtin_s, _ = sql_seconds(BUILTIN, setup=serial)
 
     runs = 3 if rows <= 1_000_000 else 1
     pandas = python_side("pandas_side.py", csv, runs)
