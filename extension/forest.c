@@ -409,22 +409,43 @@ ForestDeserialize(const bytea *bin, const char *what)
 	data += sizeof(ForestNode) * hdr.n_nodes;
 	memcpy(fo->leaf_probs, data, sizeof(float) * hdr.n_leaves * hdr.k);
 
-	/* Children always follow their parent: walks only move forward. */
-	for (int t = 0; t < fo->n_trees; t++)
-		if (fo->roots[t] < 0 || fo->roots[t] >= fo->n_nodes)
-			Corrupt(what, "a tree's root is outside the forest");
-	for (int i = 0; i < fo->n_nodes; i++)
+	/*
+	 * The shape training makes, which the walks rely on: tree t's nodes are
+	 * the range [roots[t], roots[t + 1]), its root first; children lie after
+	 * their parent and inside its tree (so no walk loops or strays); and every
+	 * node but a root has exactly one parent (so each tree is a tree).
+	 */
 	{
-		const ForestNode *nd = &fo->nodes[i];
+		uint8	   *parents = palloc0(fo->n_nodes);
 
-		if (nd->feature == -1)
+		for (int t = 0; t < fo->n_trees; t++)
+			if ((t == 0 ? fo->roots[t] != 0 : fo->roots[t] <= fo->roots[t - 1]) ||
+				fo->roots[t] >= fo->n_nodes)
+				Corrupt(what, "the trees' roots are out of order");
+		for (int t = 0; t < fo->n_trees; t++)
 		{
-			if (nd->left < 0 || nd->left >= fo->n_leaves)
-				Corrupt(what, "a leaf points outside the probabilities");
+			int			end = t + 1 < fo->n_trees ? fo->roots[t + 1] : fo->n_nodes;
+
+			for (int i = fo->roots[t]; i < end; i++)
+			{
+				const ForestNode *nd = &fo->nodes[i];
+
+				if (nd->feature == -1)
+				{
+					if (nd->left < 0 || nd->left >= fo->n_leaves)
+						Corrupt(what, "a leaf points outside the probabilities");
+				}
+				else if (nd->feature < 0 || nd->feature >= fo->p || nd->left <= i ||
+						 nd->left + 1 >= end || isnan(nd->threshold))
+					Corrupt(what, psprintf("node %d is malformed", i));
+				else if (parents[nd->left]++ > 0 || parents[nd->left + 1]++ > 0)
+					Corrupt(what, psprintf("node %d has two parents", nd->left));
+			}
+			for (int i = fo->roots[t] + 1; i < end; i++)
+				if (parents[i] != 1)
+					Corrupt(what, psprintf("node %d belongs to no tree", i));
 		}
-		else if (nd->feature < 0 || nd->feature >= fo->p || nd->left <= i ||
-				 nd->left >= fo->n_nodes - 1 || isnan(nd->threshold))
-			Corrupt(what, psprintf("node %d is malformed", i));
+		pfree(parents);
 	}
 	for (int64 i = 0; i < (int64) fo->n_leaves * fo->k; i++)
 		if (!(fo->leaf_probs[i] >= 0.0f && fo->leaf_probs[i] <= 1.0f))

@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 
@@ -48,11 +49,20 @@ SourceClause(const char *source)
 {
 	const char *s = source;
 
+	static const char *const keywords[] = {"select", "with", "values", "table"};
+
 	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '(')
 		s++;
-	if (pg_strncasecmp(s, "select", 6) == 0 || pg_strncasecmp(s, "with", 4) == 0 ||
-		pg_strncasecmp(s, "values", 6) == 0 || pg_strncasecmp(s, "table", 5) == 0)
-		return psprintf("(%s) AS brewml_source", source);
+	for (size_t i = 0; i < lengthof(keywords); i++)
+	{
+		size_t		len = strlen(keywords[i]);
+		char		next = s[len];
+
+		/* a keyword, not the start of a name such as "selections" */
+		if (pg_strncasecmp(s, keywords[i], len) == 0 &&
+			!(isalnum((unsigned char) next) || next == '_' || next == '$'))
+			return psprintf("(%s) AS brewml_source", source);
+	}
 	{
 		List	   *names = stringToQualifiedNameList(source);
 		RangeVar   *rv = makeRangeVarFromNameList(names);
@@ -110,7 +120,6 @@ TrainingQuery(const char *source, const char *label, ArrayType *features, int *p
 					 errmsg("feature column %d is NULL", i + 1)));
 		(*feature_names)[i] = TextDatumGetCString(elems[i]);
 		appendStringInfo(&cols, ", %s", quote_identifier((*feature_names)[i]));
-		appendStringInfo(&typed, ", (%s)::float8", quote_identifier((*feature_names)[i]));
 	}
 
 	ret = SPI_execute(psprintf("SELECT %s FROM %s LIMIT 0", cols.data, from), true, 0);
@@ -124,11 +133,18 @@ TrainingQuery(const char *source, const char *label, ArrayType *features, int *p
 				 errhint("Labels are text, integer or boolean classes; bin a numeric target "
 						 "first, as brewml.ibu_class(ibu) does.")));
 	for (int i = 0; i < *p; i++)
-		if (!IsNumericType(SPI_gettypeid(SPI_tuptable->tupdesc, i + 2)))
+	{
+		Oid			t = SPI_gettypeid(SPI_tuptable->tupdesc, i + 2);
+
+		if (!IsNumericType(t))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("feature column \"%s\" is of type %s, not a number", (*feature_names)[i],
-							format_type_be(SPI_gettypeid(SPI_tuptable->tupdesc, i + 2)))));
+							format_type_be(t))));
+		/* boolean has no cast to float8, but one to integer */
+		appendStringInfo(&typed, t == BOOLOID ? ", (%s)::int::float8" : ", (%s)::float8",
+						 quote_identifier((*feature_names)[i]));
+	}
 	return psprintf("SELECT %s FROM %s", typed.data, from);
 }
 
@@ -211,7 +227,12 @@ ReadTrainingSet(const char *query, int p, char **classes, int nclasses, Training
 				ts->x = repalloc_huge(ts->x, sizeof(double) * cap * p);
 				ts->y = repalloc_huge(ts->y, sizeof(int32) * cap);
 			}
-			ts->y[ts->n] = ClassIndex(ts, TextDatumGetCString(d), nclasses > 0);
+			{
+				char	   *name = TextDatumGetCString(d);
+
+				ts->y[ts->n] = ClassIndex(ts, name, nclasses > 0);
+				pfree(name);
+			}
 			for (int f = 0; f < p; f++)
 			{
 				double		v;
@@ -559,6 +580,8 @@ model_cross_validate(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[6];
 	bool		nulls[6] = {0};
+	MemoryContext callcxt,
+				old;
 
 	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
@@ -578,6 +601,7 @@ model_cross_validate(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "brewml.cross_validate must return a composite type");
 
+	callcxt = CurrentMemoryContext;
 	SPI_connect();
 	query = TrainingQuery(source, label, PG_GETARG_ARRAYTYPE_P(2), &p, &feature_names);
 	ReadParams(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), p, &fp, &classes, &nclasses);
@@ -632,9 +656,12 @@ model_cross_validate(PG_FUNCTION_ARGS)
 			MemoryContextDelete(fold_cxt);
 		}
 	}
+	/* the result must outlive SPI_finish, which frees everything allocated since SPI_connect */
+	old = MemoryContextSwitchTo(callcxt);
 	initStringInfo(&metrics);
 	ForestMetricsJson(&metrics, total_confusion, ts.k, (const char *const *) ts.classes,
 					  "cross_validation");
+	MemoryContextSwitchTo(old);
 	SPI_finish();
 
 	values[0] = Int32GetDatum(runs);

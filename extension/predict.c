@@ -113,8 +113,8 @@ LoadModel(const char *name, bool missing_ok)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
 	CachedModel *m;
-	MemoryContext cxt,
-				old;
+	MemoryContext cxt;
+	MemoryContext caller;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
@@ -153,23 +153,27 @@ LoadModel(const char *name, bool missing_ok)
 	}
 
 	cxt = AllocSetContextCreate(CacheMemoryContext, "brewml model", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
+	caller = MemoryContextSwitchTo(cxt);
 	m = palloc0(sizeof(CachedModel));
 	m->cxt = cxt;
 	m->name = pstrdup(name);
-	MemoryContextSwitchTo(old);
+	MemoryContextSwitchTo(caller);
 
 	PG_TRY();
 	{
+		bytea	   *bin;
+
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		m->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		m->version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		what = psprintf("model \"%s\" version %d (id " INT64_FORMAT ")", name, m->version, m->model_id);
-		old = MemoryContextSwitchTo(cxt);
-		m->forest = ForestDeserialize(DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull)), what);
+		/* detoasted in SPI's context: only the forest is kept */
+		bin = DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(cxt);
+		m->forest = ForestDeserialize(bin, what);
 		ForestCompile(m->forest);
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(caller);
 		m->features = TextArrayStrings(SPI_getbinval(tup, desc, 4, &isnull), &nfeatures, cxt);
 		m->classes = TextArrayStrings(SPI_getbinval(tup, desc, 5, &isnull), &nclasses, cxt);
 		if (nfeatures != m->forest->p || nclasses != m->forest->k)
@@ -177,14 +181,15 @@ LoadModel(const char *name, bool missing_ok)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("%s is corrupt: its binary has %d features and %d classes, its row %d and %d",
 							what, m->forest->p, m->forest->k, nfeatures, nclasses)));
-		old = MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(cxt);
 		m->class_texts = palloc(sizeof(text *) * nclasses);
 		for (int c = 0; c < nclasses; c++)
 			m->class_texts[c] = cstring_to_text(m->classes[c]);
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(caller);
 	}
 	PG_CATCH();
 	{
+		MemoryContextSwitchTo(caller);
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -235,18 +240,27 @@ CallModel(FunctionCallInfo fcinfo, bool missing_ok)
 	return m;
 }
 
-/* The features argument (1) as p doubles, NULL elements as NaN (missing). */
-static const double *
-CallFeatures(FunctionCallInfo fcinfo, const CachedModel *m)
+/*
+ * The features argument (1), detoasted.  Called before CallModel: detoasting
+ * may read invalidations, which empty the model cache, so nothing that can
+ * touch the catalogs may run between CallModel and the end of the prediction.
+ */
+static ArrayType *
+CallFeatureArray(FunctionCallInfo fcinfo)
 {
-	ArrayType  *arr;
-	int			n;
-
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("features must not be NULL; use NULL elements for missing values")));
-	arr = PG_GETARG_ARRAYTYPE_P(1);
+	return PG_GETARG_ARRAYTYPE_P(1);
+}
+
+/* The features as the model's p doubles, NULL elements as NaN (missing). */
+static const double *
+CallFeatures(ArrayType *arr, const CachedModel *m)
+{
+	int			n;
+
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -284,8 +298,9 @@ PG_FUNCTION_INFO_V1(model_classify);
 Datum
 model_classify(PG_FUNCTION_ARGS)
 {
+	ArrayType  *features = CallFeatureArray(fcinfo);
 	CachedModel *m = CallModel(fcinfo, false);
-	int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), NULL, !brewml_compiled_predict);
+	int			c = ForestClassify(m->forest, CallFeatures(features, m), NULL, !brewml_compiled_predict);
 	text	   *t = m->class_texts[c];
 	text	   *result = palloc(VARSIZE(t));
 
@@ -298,11 +313,12 @@ PG_FUNCTION_INFO_V1(model_classify_proba);
 Datum
 model_classify_proba(PG_FUNCTION_ARGS)
 {
+	ArrayType  *features = CallFeatureArray(fcinfo);
 	CachedModel *m = CallModel(fcinfo, false);
 	double	   *probs = palloc(sizeof(double) * m->forest->k);
 	StringInfoData out;
 
-	ForestPredict(m->forest, CallFeatures(fcinfo, m), probs, !brewml_compiled_predict);
+	ForestPredict(m->forest, CallFeatures(features, m), probs, !brewml_compiled_predict);
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
 	for (int c = 0; c < m->forest->k; c++)
@@ -326,17 +342,20 @@ Datum
 model_classify_detail(PG_FUNCTION_ARGS)
 {
 	bool		missing_ok = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
-	CachedModel *m = CallModel(fcinfo, missing_ok);
+	ArrayType  *features = CallFeatureArray(fcinfo);
 	TupleDesc	desc;
+	CachedModel *m;
 	Datum		values[4];
 	bool		nulls[4] = {true, true, true, true};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "brewml.classify_detail must return a composite type");
+	desc = BlessTupleDesc(desc);
+	m = CallModel(fcinfo, missing_ok);
 	if (m != NULL)
 	{
 		double		prob;
-		int			c = ForestClassify(m->forest, CallFeatures(fcinfo, m), &prob, !brewml_compiled_predict);
+		int			c = ForestClassify(m->forest, CallFeatures(features, m), &prob, !brewml_compiled_predict);
 
 		values[0] = CStringGetTextDatum(m->classes[c]);
 		values[1] = Float8GetDatum(prob);
@@ -344,7 +363,7 @@ model_classify_detail(PG_FUNCTION_ARGS)
 		values[3] = Int32GetDatum(m->version);
 		memset(nulls, 0, sizeof(nulls));
 	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /* Trigger brewml.models_changed(): tells every backend to drop its cached models. */

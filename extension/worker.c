@@ -32,6 +32,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -142,7 +143,6 @@ WorkerIngest(const char *url, FetchResult *r, TimestampTz fetched_at,
 
 	args[0] = CStringGetTextDatum(url);
 	args[1] = Int32GetDatum((int32) r->http_status);
-	args[2] = PointerGetDatum(cstring_to_text_with_len(r->body, r->len));
 	args[3] = TimestampTzGetDatum(fetched_at);
 
 	BeginInternalSubTransaction(NULL);
@@ -150,6 +150,11 @@ WorkerIngest(const char *url, FetchResult *r, TimestampTz fetched_at,
 	PG_TRY();
 	{
 		bool		isnull;
+		char	   *body;
+
+		/* JSON travels in UTF-8: verified, and converted to the database's encoding */
+		body = pg_any_to_server(r->body, (int) r->len, PG_UTF8);
+		args[2] = PointerGetDatum(cstring_to_text(body));
 
 		if (SPI_execute_with_args("SELECT brewml.ingest_beers($1, $2, $3::jsonb, $4)",
 								  4, types, args, NULL, false, 1) != SPI_OK_SELECT)
@@ -175,7 +180,9 @@ WorkerIngest(const char *url, FetchResult *r, TimestampTz fetched_at,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		*outcome = edata->sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ? "bad_json" : "bad_payload";
+		*outcome = (edata->sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+					edata->sqlerrcode == ERRCODE_CHARACTER_NOT_IN_REPERTOIRE ||
+					edata->sqlerrcode == ERRCODE_UNTRANSLATABLE_CHARACTER) ? "bad_json" : "bad_payload";
 		snprintf(error, errlen, "%s", edata->message);
 		FreeErrorData(edata);
 		beers = 0;
@@ -294,6 +301,7 @@ WorkerDelay(int ok, long retry_after)
 {
 	long		interval = brewml_poll_interval;
 	long		delay = interval;
+	long		cap = Max(interval, WORKER_MAX_BACKOFF_SECONDS);
 	int			failures;
 
 	SpinLockAcquire(&worker_shared->mutex);
@@ -302,15 +310,9 @@ WorkerDelay(int ok, long retry_after)
 	SpinLockRelease(&worker_shared->mutex);
 
 	if (failures > 0)
-	{
-		long		cap = Max(interval, WORKER_MAX_BACKOFF_SECONDS);
-
-		delay = interval << Min(failures, 12);
-		delay = Min(delay, cap);
-	}
-	if (retry_after > delay)
-		delay = Min(retry_after, (long) WORKER_MAX_BACKOFF_SECONDS);
-	return delay;
+		delay = Min(interval << Min(failures, 12), cap);
+	/* no sooner than Retry-After asks, and never sooner than the interval */
+	return Max(delay, Min(retry_after, cap));
 }
 
 /* Entry point of the Punk API worker. */
@@ -354,11 +356,14 @@ brewml_worker_main(Datum arg)
 		{
 			MemoryContext oldcxt = MemoryContextSwitchTo(pollcxt);
 			volatile int ok = 0;
-			long		retry_after = -1;
+			volatile long retry_after = -1;
 
 			PG_TRY();
 			{
-				ok = WorkerPoll(&retry_after);
+				long		ra = -1;
+
+				ok = WorkerPoll(&ra);
+				retry_after = ra;
 			}
 			PG_CATCH();
 			{

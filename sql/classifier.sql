@@ -95,6 +95,11 @@ SELECT brewml.classify('side', ARRAY[0.9, 0.9]) AS far, brewml.classify('side', 
 SELECT brewml.train('third', 'SELECT third, x, y FROM points WHERE x < 0.5', 'third', ARRAY['x', 'y'],
                     '{"n_trees": 5, "bootstrap": false, "max_features": "all"}') > 0 AS from_query;
 SELECT classes, training_rows, metrics ->> 'method' AS metrics FROM brewml.models WHERE name = 'third';
+-- boolean features count as 0 and 1; a relation whose name starts like a keyword is a relation
+CREATE TABLE selections AS SELECT side, x > 0.5 AS right_half, y FROM points;
+SELECT brewml.train('flags', 'selections', 'side', ARRAY['right_half', 'y'], '{"n_trees": 5}') > 0 AS trained;
+SELECT features, training_rows FROM brewml.models WHERE name = 'flags';
+DROP TABLE selections;
 
 -- bad input: a clear error each time, never a crash
 \set ON_ERROR_STOP 0

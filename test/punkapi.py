@@ -23,6 +23,7 @@ faulty answers of kind M (default 1) for the next /v2 requests:
     empty            []
     not_json         an HTML page with status 200
     wrong_shape      {"beers": ...}, a JSON object without an id
+    bad_utf8         a beer whose name is not valid UTF-8
 DELETE /_faults clears the queue; GET /_stats tells requests served and faults left.
 """
 import argparse
@@ -35,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 FAULTS = {"500", "429", "hang", "truncated", "huge", "huge_chunked", "redirect_file",
-          "redirect_loop", "empty", "not_json", "wrong_shape"}
+          "redirect_loop", "empty", "not_json", "wrong_shape", "bad_utf8"}
 
 
 class State:
@@ -195,6 +196,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.wfile.write(body)
         if mode == "wrong_shape":
             return self.send_json(200, {"beers": [state.beers[3]]})
+        if mode == "bad_utf8":
+            body = b'[{"id": 5, "name": "Bad \xff\xfe bytes"}]'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
         return None
 
 

@@ -69,7 +69,7 @@ sleep 1
 for spec in "500 http_error" "429 rate_limited" "hang&seconds=3 timeout" "truncated bad_json" \
             "huge too_large" "huge_chunked too_large" "redirect_file refused_protocol" \
             "redirect_loop too_many_redirects" "empty empty" "not_json bad_json" \
-            "wrong_shape bad_payload"; do
+            "wrong_shape bad_payload" "bad_utf8 bad_json"; do
   mode=${spec% *}; want=${spec#* }
   before=$(q "SELECT coalesce(max(id), 0) FROM brewml.fetch_log")
   raw=$(q "SELECT count(*) FROM brewml.raw_beers")
