@@ -2,15 +2,18 @@
 import re
 import subprocess
 
-TIME = re.compile(r"^Time: ([0-9.]+) ms", re.M)
+TIME = re.compile(r"^Time: ([0-9.]+) ms.*$", re.M)
 
 
 def psql(*commands, sep="|"):
     """Runs the commands in one psql session (sent on standard input, so a command may be
     long), stopping at the first error; returns the unaligned output."""
     script = "".join(c + "\n" if c.startswith("\\") else c + ";\n" for c in commands)
-    return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-F", sep],
-                          check=True, capture_output=True, text=True, input=script).stdout
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-F", sep],
+                       capture_output=True, text=True, input=script)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql failed ({r.returncode}): {r.stderr.strip()}\nscript: {script[:500]}")
+    return r.stdout
 
 
 def sql_seconds(query, runs=3, setup=()):
