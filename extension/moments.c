@@ -81,7 +81,7 @@ MomentsArgTypes(FunctionCallInfo fcinfo, int first, int ncols, const char *fname
 }
 
 double
-MomentsDatumToDouble(Datum d, Oid type)
+MomentsValueAsDouble(Datum d, Oid type)
 {
 	switch (type)
 	{
@@ -115,7 +115,7 @@ MomentsAddRow(FunctionCallInfo fcinfo, int first, int ncols, const Oid *types, W
 
 		if (PG_ARGISNULL(first + i))
 			continue;
-		x = MomentsDatumToDouble(PG_GETARG_DATUM(first + i), types[i]);
+		x = MomentsValueAsDouble(PG_GETARG_DATUM(first + i), types[i]);
 		if (isnan(x))
 			continue;
 		if (unlikely(isinf(x)))

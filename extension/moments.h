@@ -18,7 +18,7 @@
 
 extern MemoryContext MomentsAggContext(FunctionCallInfo fcinfo, const char *fname);
 extern Oid *MomentsArgTypes(FunctionCallInfo fcinfo, int first, int ncols, const char *fname);
-extern double MomentsDatumToDouble(Datum d, Oid type);
+extern double MomentsValueAsDouble(Datum d, Oid type);
 extern void MomentsAddRow(FunctionCallInfo fcinfo, int first, int ncols, const Oid *types,
 						  Welford *cols);
 extern HeapTuple MomentsTuple(TupleDesc desc, const Welford *w);
