@@ -19,6 +19,7 @@ COMMENT ON TABLE brewml.raw_beers IS
 COMMENT ON COLUMN brewml.raw_beers.source_url IS 'Where the payload came from: the polled URL, or NULL for a direct insert';
 COMMENT ON COLUMN brewml.raw_beers.http_status IS 'HTTP status of the response that carried it, or NULL';
 CREATE INDEX raw_beers_beer_id ON brewml.raw_beers (((payload ->> 'id')::numeric));
+COMMENT ON INDEX brewml.raw_beers_beer_id IS 'Finds every payload of a beer id';
 SELECT pg_catalog.pg_extension_config_dump('brewml.raw_beers', '');
 SELECT pg_catalog.pg_extension_config_dump('brewml.raw_beers_id_seq', '');
 
@@ -189,6 +190,7 @@ CREATE TABLE brewml.fetch_log (
   error       text
 );
 CREATE INDEX fetch_log_fetched_at ON brewml.fetch_log (fetched_at);
+COMMENT ON INDEX brewml.fetch_log_fetched_at IS 'For recent fetches, and for the worker''s retention delete';
 COMMENT ON TABLE brewml.fetch_log IS
   'Every request of the Punk API worker, good or bad, with its latency and outcome (kept brewml.fetch_log_retention days)';
 SELECT pg_catalog.pg_extension_config_dump('brewml.fetch_log', '');
