@@ -72,6 +72,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_raw(self, status, content_type, body):
+        """A body exactly as given, announced with its length (which may be a lie's length)."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def error(self, status, error, message):
         self.send_json(status, {"statusCode": status, "error": error, "message": message})
 
@@ -156,12 +164,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve([state.beers[0]])
         if mode == "truncated":
             body = json.dumps([state.beers[1]]).encode()
-            body = body[: len(body) // 2]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            return self.wfile.write(body)
+            return self.send_raw(200, "application/json; charset=utf-8", body[: len(body) // 2])
         if mode in ("huge", "huge_chunked"):
             size = int(q.get("bytes", str(2 * 1024 * 1024)))
             beer = dict(state.beers[2], description="x" * size)
@@ -188,21 +191,11 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "empty":
             return self.send_json(200, [])
         if mode == "not_json":
-            body = b"<html><body>Service temporarily unavailable</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            return self.wfile.write(body)
+            return self.send_raw(200, "text/html", b"<html><body>Service temporarily unavailable</body></html>")
         if mode == "wrong_shape":
             return self.send_json(200, {"beers": [state.beers[3]]})
         if mode == "bad_utf8":
-            body = b'[{"id": 5, "name": "Bad \xff\xfe bytes"}]'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            return self.wfile.write(body)
+            return self.send_raw(200, "application/json; charset=utf-8", b'[{"id": 5, "name": "Bad \xff\xfe bytes"}]')
         return None
 
 
