@@ -51,6 +51,8 @@ typedef struct ForestNode
 	uint8		pad;
 } ForestNode;
 
+typedef struct ForestCompiled ForestCompiled;
+
 typedef struct Forest
 {
 	int			p;
@@ -61,14 +63,7 @@ typedef struct Forest
 	int32	   *roots;			/* n_trees */
 	ForestNode *nodes;			/* n_nodes */
 	float	   *leaf_probs;		/* n_leaves * k */
-	/* filled by ForestCompile, for fast prediction */
-	struct WalkNode *walk;		/* nodes by threshold rank, leaves as self-loops */
-	float	   *walk_probs;		/* per walk node: a leaf's probabilities, else zeros */
-	int			n_walk_trees;	/* n_trees rounded up to whole groups of lanes */
-	int32	   *walk_roots;		/* n_walk_trees */
-	int32	   *depth;			/* n_walk_trees: the longest walk in each tree */
-	double	  **edges;			/* p: each feature's distinct thresholds, ascending */
-	int		   *n_edges;		/* p */
+	struct ForestCompiled *compiled;	/* by ForestCompile, for fast prediction; or NULL */
 	/* filled by training only, when oob_rows > 0 */
 	int64	   *oob_confusion;	/* k * k, true class by row, predicted by column */
 	int			oob_evaluated;

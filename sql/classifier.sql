@@ -41,7 +41,13 @@ SELECT bool_and(brewml.classify('ibu', ARRAY[abv, target_fg, target_og, ebc, srm
 SELECT string_agg(key, ' ' ORDER BY key) AS classes, round(sum(value::numeric), 6) AS total
   FROM jsonb_each_text(brewml.classify_proba('ibu', ARRAY[4.5, 1010, 1044, 20, 10, 4.4]));
 -- the compiled walk (ranked thresholds, eight trees at a time) agrees with the
--- plain walk of the stored nodes to the last bit, missing values included
+-- plain walk of the stored nodes to the last bit, missing values included;
+-- this model's deep sparse trees are compiled as linked nodes (the DEBUG
+-- line comes from compiling it on first use in a new session)
+\c
+SET client_min_messages = debug1;
+SELECT brewml.classify('ibu', ARRAY[4.5, 1010, 1044, 20, 10, 4.4]) IS NOT NULL AS compiled;
+RESET client_min_messages;
 CREATE TEMP TABLE compiled AS
   SELECT id, brewml.classify_proba('ibu', ARRAY[abv, target_fg, target_og, ebc, srm, ph]) AS p FROM brewml.cleaned_beers;
 SET brewml.compiled_predict = off;
@@ -92,6 +98,20 @@ SELECT brewml.train('side', 'points', 'side', ARRAY['x', 'y'], '{"n_trees": 20, 
 SELECT classes, training_rows, (metrics ->> 'accuracy')::float8 > 0.9 AS learns FROM brewml.models WHERE id = :side;
 SELECT (brewml.deploy(:side)).name;
 SELECT brewml.classify('side', ARRAY[0.9, 0.9]) AS far, brewml.classify('side', ARRAY[0.1, 0.2]) AS near;
+-- a shallow forest of dense trees: every group compiled as complete trees,
+-- and the same to the last bit as the plain walk (3 trees: padding lanes too)
+SELECT brewml.deploy(brewml.train('shallow', 'points', 'side', ARRAY['x', 'y'],
+                                  '{"n_trees": 3, "max_depth": 4, "seed": 3}')) IS NOT NULL AS deployed;
+SET client_min_messages = debug1;
+SELECT brewml.classify('shallow', ARRAY[0.5, NULL]) IS NOT NULL AS compiled;
+RESET client_min_messages;
+CREATE TEMP TABLE shallow AS
+  SELECT x, y, brewml.classify_proba('shallow', ARRAY[x, CASE WHEN x < 0.1 THEN NULL ELSE y END]) AS p FROM points;
+SET brewml.compiled_predict = off;
+SELECT count(*) AS points,
+       bool_and(p = brewml.classify_proba('shallow', ARRAY[x, CASE WHEN x < 0.1 THEN NULL ELSE y END])) AS identical
+  FROM shallow;
+RESET brewml.compiled_predict;
 SELECT brewml.train('third', 'SELECT third, x, y FROM points WHERE x < 0.5', 'third', ARRAY['x', 'y'],
                     '{"n_trees": 5, "bootstrap": false, "max_features": "all"}') > 0 AS from_query;
 SELECT classes, training_rows, metrics ->> 'method' AS metrics FROM brewml.models WHERE name = 'third';
