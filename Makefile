@@ -45,9 +45,12 @@ run:
 	$(MAKE) install
 	scripts/punkapi.sh start
 	scripts/cluster.sh start
+	scripts/http.sh start
+	@scripts/http.sh examples
 
 # Stop what make run started.
 stop:
+	scripts/http.sh stop
 	scripts/cluster.sh stop
 	scripts/punkapi.sh stop
 

@@ -7,9 +7,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-run}
 
 # Debian packages for each use; each list includes the ones before it.
-apt_run=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nodejs npm python3)
+apt_run=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nodejs npm python3 nginx curl)
 apt_test=("${apt_run[@]}" openssl)
-apt_bench=("${apt_test[@]}" python3-pandas python3-numpy python3-sklearn)
+apt_bench=("${apt_test[@]}" python3-pandas python3-numpy python3-sklearn wrk python3-flask gunicorn python3-psycopg)
 case $what in
   run) want=("${apt_run[@]}") ;;
   test) want=("${apt_test[@]}") ;;

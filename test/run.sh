@@ -19,6 +19,8 @@ WORK=$(mktemp -d /tmp/brewml-test.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK"
 chmod 755 "$WORK"
 cleanup() {
+  BREWML_VAR=$WORK/cluster BREWML_PGPORT=${BREWML_TEST_PGPORT:-5499} BREWML_DB=brewml_test \
+    BREWML_HTTP_PORT=${BREWML_TEST_HTTP_PORT:-8499} "$ROOT/scripts/http.sh" stop >/dev/null 2>&1
   BREWML_VAR=$WORK/cluster "$ROOT/scripts/punkapi.sh" stop >/dev/null 2>&1
   [ -f "$WORK/cluster/pgdata/postmaster.pid" ] &&
     as_pg "$PGBIN/pg_ctl" -D "$WORK/cluster/pgdata" -m immediate -w stop >/dev/null 2>&1

@@ -1,0 +1,445 @@
+-- The api schema: all that PostgREST exposes, and the roles it may become.
+--
+-- Applied by scripts/http.sh (as the superuser, idempotently) after the
+-- brewml extension exists; not part of the extension, since roles are
+-- cluster-wide.  Roles:
+--   brewml_authenticator  LOGIN NOINHERIT: PostgREST's connection; it can only become
+--   brewml_anon           requests without a token: read and predict
+--   brewml_ingest         a JWT with role brewml_ingest: anon's rights, plus writes of data
+--                         (fit and adjust sensors, post beers)
+--   brewml_admin          a JWT with role brewml_admin: ingest's rights, plus training,
+--                         deploying and waking the worker
+--   brewml_api            NOLOGIN, owns every api object; the only role with rights on
+--                         brewml's tables, and only those the api functions need.  The web
+--                         roles touch nothing but the api schema.
+-- Errors: an unknown sensor or model is 404 (SQLSTATE PT404), a body or value
+-- out of domain 400 (PostgREST's default for the 22xxx codes brewml raises).
+
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+
+DO $$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['brewml_anon', 'brewml_ingest', 'brewml_admin', 'brewml_api'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'brewml_authenticator') THEN
+    CREATE ROLE brewml_authenticator LOGIN NOINHERIT;
+  END IF;
+END
+$$;
+ALTER ROLE brewml_authenticator LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE;
+GRANT brewml_anon, brewml_ingest, brewml_admin TO brewml_authenticator;
+GRANT brewml_anon TO brewml_ingest;
+GRANT brewml_ingest TO brewml_admin;
+COMMENT ON ROLE brewml_authenticator IS 'PostgREST''s login; NOINHERIT: it has only the rights of the role a request becomes';
+COMMENT ON ROLE brewml_anon IS 'HTTP requests without a token: read and predict through the api schema';
+COMMENT ON ROLE brewml_ingest IS 'HTTP requests with an ingest JWT: anon''s rights plus writes of data';
+COMMENT ON ROLE brewml_admin IS 'HTTP requests with an admin JWT: ingest''s rights plus training and deployment';
+COMMENT ON ROLE brewml_api IS 'Owner of the api schema''s objects, with the rights on brewml they need';
+
+BEGIN;
+
+DROP SCHEMA IF EXISTS api CASCADE;
+DROP SCHEMA IF EXISTS api_private CASCADE;
+CREATE SCHEMA api AUTHORIZATION brewml_api;
+CREATE SCHEMA api_private AUTHORIZATION brewml_api;
+COMMENT ON SCHEMA api IS 'What the web may touch: PostgREST exposes this schema, and only it';
+COMMENT ON SCHEMA api_private IS 'Helpers of the api functions, not exposed';
+
+-- what the owner of the api may do in brewml, and no more
+GRANT USAGE ON SCHEMA brewml TO brewml_api;
+GRANT SELECT, INSERT, UPDATE ON brewml.sensor_weights TO brewml_api;
+GRANT SELECT, INSERT ON brewml.raw_beers TO brewml_api;
+GRANT SELECT, INSERT, UPDATE ON brewml.cleaned_beers TO brewml_api;
+GRANT SELECT ON brewml.ibu_classes, brewml.fetch_log TO brewml_api;
+GRANT SELECT, INSERT ON brewml.models, brewml.deployment_log TO brewml_api;
+GRANT SELECT, INSERT, UPDATE ON brewml.deployments TO brewml_api;
+GRANT SELECT ON brewml.model_registry, brewml.beer_predictions, brewml.worker_status TO brewml_api;
+GRANT EXECUTE ON FUNCTION brewml.poll_now(),
+  brewml.register_model(text, text, jsonb, text, text[], text[], text, bigint, bigint, float8, jsonb, bytea)
+  TO brewml_api;
+
+SET LOCAL ROLE brewml_api;
+
+-------------------------------------------------------------------------------
+-- helpers
+-------------------------------------------------------------------------------
+
+-- The sensor a request is about: the argument, else the X-Sensor-Id header nginx sets from the URL.
+CREATE FUNCTION api_private.sensor_id(arg text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  id text := coalesce(arg, current_setting('request.headers', true)::json ->> 'x-sensor-id');
+BEGIN
+  IF id IS NULL OR id = '' THEN
+    RAISE EXCEPTION 'sensor_id is required' USING ERRCODE = '22023',
+      HINT = 'Pass sensor_id, or use the route /{sensor_id}/... through nginx.';
+  END IF;
+  RETURN id;
+END
+$$;
+COMMENT ON FUNCTION api_private.sensor_id(text) IS
+  'The sensor of a request: the argument, else the X-Sensor-Id header set by nginx';
+
+-- A sensor's stored weights as JSON; 404 if it was never fitted.
+CREATE FUNCTION api_private.weights_json(sensor text) RETURNS json
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  w brewml.sensor_weights;
+BEGIN
+  SELECT * INTO w FROM brewml.sensor_weights WHERE sensor_id = sensor;
+  IF NOT FOUND THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('sensor "%s" has not been fitted', sensor),
+      HINT = 'POST /{sensor_id}/fit with {"values": [...]} first.';
+  END IF;
+  RETURN row_to_json(w);
+END
+$$;
+COMMENT ON FUNCTION api_private.weights_json(text) IS 'A sensor''s weights as a JSON object; PT404 (HTTP 404) if not fitted';
+
+-- A raw body (text) as a JSON object, or a 400 naming the route; an empty body is {}.
+CREATE FUNCTION api_private.body_object(body text, route text) RETURNS json
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j json;
+BEGIN
+  IF body IS NULL OR btrim(body, E' \t\r\n') = '' THEN
+    RETURN '{}'::json;
+  END IF;
+  BEGIN
+    j := body::json;
+  EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION '%: the body is not valid JSON', route USING ERRCODE = '22023',
+      DETAIL = format('It begins %s.', left(body, 60));
+  END;
+  IF json_typeof(j) <> 'object' THEN
+    RAISE EXCEPTION '%: the body must be a JSON object, not a JSON %', route, json_typeof(j)
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN j;
+END
+$$;
+COMMENT ON FUNCTION api_private.body_object(text, text) IS
+  'A raw request body as a JSON object ({} if empty), else a 400 naming the route';
+
+-- The numbers of a JSON array, or a 400 naming the key.
+CREATE FUNCTION api_private.numbers(arr json, key text) RETURNS float8[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  bad record;
+BEGIN
+  IF arr IS NULL OR json_typeof(arr) <> 'array' THEN
+    RAISE EXCEPTION '"%" must be a JSON array of numbers', key USING ERRCODE = '22023';
+  END IF;
+  SELECT n, e INTO bad FROM json_array_elements(arr) WITH ORDINALITY a(e, n)
+   WHERE json_typeof(e) NOT IN ('number', 'null') ORDER BY n LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'element % of "%" is not a number: %', bad.n, key, left(bad.e::text, 40)
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN ARRAY(SELECT e::text::float8 FROM json_array_elements(arr) e);
+END
+$$;
+COMMENT ON FUNCTION api_private.numbers(json, text) IS 'A JSON array of numbers (nulls allowed) as float8[], else a 400';
+
+-------------------------------------------------------------------------------
+-- sensors (seed 001)
+-------------------------------------------------------------------------------
+
+CREATE VIEW api.sensors AS
+  SELECT sensor_id, mean, std, n, fitted_at, adjusted_at FROM brewml.sensor_weights;
+COMMENT ON VIEW api.sensors IS 'GET /sensors: every fitted sensor with its mean, sample std and the number of values';
+
+-- POST /rpc/fit {"sensor_id", "values"}: fit a sensor; its weights.
+CREATE FUNCTION api.fit(sensor_id text DEFAULT NULL, "values" float8[] DEFAULT NULL) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  sensor text := api_private.sensor_id(fit.sensor_id);
+BEGIN
+  IF fit."values" IS NULL THEN
+    RAISE EXCEPTION '"values" is required: {"values": [numbers]}' USING ERRCODE = '22023';
+  END IF;
+  PERFORM brewml.fit(sensor, fit."values");
+  RETURN api_private.weights_json(sensor);
+END
+$$;
+COMMENT ON FUNCTION api.fit(text, float8[]) IS
+  'POST /rpc/fit: store the mean and sample std of values for the sensor (ingest role); returns the weights';
+
+-- GET /rpc/weights?sensor_id=: a sensor's weights.
+CREATE FUNCTION api.weights(sensor_id text DEFAULT NULL) RETURNS json
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN api_private.weights_json(api_private.sensor_id(sensor_id));
+COMMENT ON FUNCTION api.weights(text) IS 'GET /rpc/weights?sensor_id=S: the sensor''s stored weights; 404 if never fitted';
+
+-- POST or GET /rpc/predict: whether value is in alert for the sensor.
+CREATE FUNCTION api.predict(sensor_id text DEFAULT NULL, value float8 DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  sensor text := api_private.sensor_id(predict.sensor_id);
+  w record;
+BEGIN
+  IF predict.value IS NULL OR predict.value = 'NaN' THEN
+    RAISE EXCEPTION '"value" is required and must be a number: {"value": number}' USING ERRCODE = '22023';
+  END IF;
+  SELECT mean, std INTO w FROM brewml.sensor_weights s WHERE s.sensor_id = sensor;
+  IF NOT FOUND THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('sensor "%s" has not been fitted', sensor);
+  END IF;
+  RETURN brewml.is_alert(predict.value, w.mean, w.std);
+END
+$$;
+COMMENT ON FUNCTION api.predict(text, float8) IS
+  'POST /rpc/predict {"sensor_id", "value"}: true if value >= mean + 2 * std for the sensor; 404 if never fitted';
+
+-- POST /rpc/predict_batch: many values for one sensor, or one value per sensor.
+CREATE FUNCTION api.predict_batch(sensor_id text DEFAULT NULL, "values" float8[] DEFAULT NULL,
+                                  sensor_ids text[] DEFAULT NULL) RETURNS boolean[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result boolean[];
+  missing text;
+BEGIN
+  IF predict_batch."values" IS NULL THEN
+    RAISE EXCEPTION '"values" is required: an array of numbers' USING ERRCODE = '22023';
+  END IF;
+  IF array_position(predict_batch."values", NULL) IS NOT NULL OR 'NaN' = ANY (predict_batch."values") THEN
+    RAISE EXCEPTION 'element % of "values" is not a number',
+      coalesce(array_position(predict_batch."values", NULL), array_position(predict_batch."values", 'NaN'))
+      USING ERRCODE = '22023';
+  END IF;
+  IF predict_batch.sensor_ids IS NULL THEN
+    SELECT array_agg(brewml.is_alert(v, w.mean, w.std) ORDER BY i) INTO result
+      FROM brewml.sensor_weights w, unnest(predict_batch."values") WITH ORDINALITY u(v, i)
+     WHERE w.sensor_id = api_private.sensor_id(predict_batch.sensor_id);
+    IF result IS NULL AND cardinality(predict_batch."values") > 0 THEN
+      RAISE SQLSTATE 'PT404' USING MESSAGE =
+        format('sensor "%s" has not been fitted', api_private.sensor_id(predict_batch.sensor_id));
+    END IF;
+    RETURN coalesce(result, '{}');
+  END IF;
+  IF cardinality(predict_batch.sensor_ids) <> cardinality(predict_batch."values") THEN
+    RAISE EXCEPTION '"sensor_ids" has % elements and "values" %: they go in pairs',
+      cardinality(predict_batch.sensor_ids), cardinality(predict_batch."values") USING ERRCODE = '22023';
+  END IF;
+  SELECT min(s) INTO missing FROM unnest(predict_batch.sensor_ids) s
+   WHERE NOT EXISTS (SELECT FROM brewml.sensor_weights w WHERE w.sensor_id = s);
+  IF missing IS NOT NULL OR array_position(predict_batch.sensor_ids, NULL) IS NOT NULL THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('sensor "%s" has not been fitted', coalesce(missing, 'null'));
+  END IF;
+  SELECT array_agg(brewml.is_alert(u.v, w.mean, w.std) ORDER BY u.i) INTO result
+    FROM unnest(predict_batch.sensor_ids, predict_batch."values") WITH ORDINALITY u(s, v, i)
+    JOIN brewml.sensor_weights w ON w.sensor_id = u.s;
+  RETURN coalesce(result, '{}');
+END
+$$;
+COMMENT ON FUNCTION api.predict_batch(text, float8[], text[]) IS
+  'POST /rpc/predict_batch: {"sensor_id", "values": [...]} or {"sensor_ids": [...], "values": [...]} in pairs; an array of alerts in order';
+
+-- POST /rpc/adjust {"sensor_id"}: raise the sensor's mean by 10%.
+CREATE FUNCTION api.adjust(sensor_id text DEFAULT NULL) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  sensor text := api_private.sensor_id(adjust.sensor_id);
+BEGIN
+  PERFORM api_private.weights_json(sensor);	-- 404 if unknown
+  PERFORM brewml.adjust(sensor);
+  RETURN api_private.weights_json(sensor);
+END
+$$;
+COMMENT ON FUNCTION api.adjust(text) IS 'POST /rpc/adjust: raise the sensor''s stored mean by 10% (ingest role); returns the weights';
+
+-- The seed's routes, through nginx: the raw body as text (nginx sends it as text/plain,
+-- so that any body reaches these functions and gets a 400 of their own when malformed),
+-- the sensor from the URL (X-Sensor-Id).
+
+-- POST /{sensor_id}/fit with {"values": [...]}.
+CREATE FUNCTION api.sensor_fit(text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body json := api_private.body_object($1, 'POST /{sensor_id}/fit');
+BEGIN
+  RETURN api.fit(NULL, api_private.numbers(body -> 'values', 'values'));
+END
+$$;
+COMMENT ON FUNCTION api.sensor_fit(text) IS 'POST /{sensor_id}/fit through nginx: the body {"values": [numbers]}';
+
+-- POST /{sensor_id}/predict with {"value": number}: a bare JSON boolean.
+CREATE FUNCTION api.sensor_predict(text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body json := api_private.body_object($1, 'POST /{sensor_id}/predict');
+BEGIN
+  IF json_typeof(body -> 'value') IS DISTINCT FROM 'number' THEN
+    RAISE EXCEPTION '"value" is required and must be a number: {"value": number}' USING ERRCODE = '22023';
+  END IF;
+  RETURN api.predict(NULL, (body ->> 'value')::float8);
+END
+$$;
+COMMENT ON FUNCTION api.sensor_predict(text) IS 'POST /{sensor_id}/predict through nginx: the body {"value": number}; true or false';
+
+-- POST /{sensor_id}/adjust with {} (or no body).
+CREATE FUNCTION api.sensor_adjust(text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM api_private.body_object($1, 'POST /{sensor_id}/adjust');
+  RETURN api.adjust(NULL);
+END
+$$;
+COMMENT ON FUNCTION api.sensor_adjust(text) IS 'POST /{sensor_id}/adjust through nginx: an empty object as body';
+
+-------------------------------------------------------------------------------
+-- beers (seeds 000, 003, 004)
+-------------------------------------------------------------------------------
+
+CREATE VIEW api.raw_beers AS
+  SELECT id, fetched_at, source_url, http_status, payload FROM brewml.raw_beers;
+COMMENT ON VIEW api.raw_beers IS 'GET /raw_beers: every beer payload as received';
+
+CREATE VIEW api.cleaned_beers AS
+  SELECT id, name, abv, ibu, target_fg, target_og, ebc, srm, ph, ibu_class, ibu_class_probability,
+         ibu_model_id, first_seen, last_seen, times_seen
+    FROM brewml.cleaned_beers;
+COMMENT ON VIEW api.cleaned_beers IS
+  'GET /cleaned_beers (JSON, or CSV with Accept: text/csv): one row per beer, with its predicted IBU class';
+
+CREATE VIEW api.cleaned AS
+  SELECT id, name, abv, ibu, target_fg, target_og, ebc, srm, ph FROM brewml.cleaned_beers;
+COMMENT ON VIEW api.cleaned IS 'GET /cleaned: the cleaned table of seed 000, its nine columns (Accept: text/csv for CSV)';
+
+-- brewml.beer_predictions spelled out: a function in a view runs as the caller,
+-- who has no rights in brewml
+CREATE VIEW api.beer_predictions AS
+  SELECT b.id, b.name, b.ibu, c.label AS actual_class, b.ibu_class AS predicted_class,
+         b.ibu_class_probability AS probability, b.ibu_model_id AS model_id
+    FROM brewml.cleaned_beers b
+    LEFT JOIN brewml.ibu_classes c ON b.ibu >= c.lower AND (c.upper IS NULL OR b.ibu < c.upper);
+COMMENT ON VIEW api.beer_predictions IS 'GET /beer_predictions: each beer''s actual IBU class beside the predicted one';
+
+-- POST /beers (nginx) or /rpc/ingest_beers (text/plain): a JSON beer or array of beers.
+CREATE FUNCTION api.ingest_beers(text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload jsonb;
+BEGIN
+  BEGIN
+    payload := $1::jsonb;
+  EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'POST /beers: the body is not valid JSON' USING ERRCODE = '22023',
+      DETAIL = format('It begins %s.', left($1, 60));
+  END;
+  RETURN (SELECT row_to_json(r) FROM (SELECT brewml.ingest_beers('http', 200, payload) AS stored) r);
+END
+$$;
+COMMENT ON FUNCTION api.ingest_beers(text) IS
+  'POST /beers: a beer or an array of beers, stored raw, cleaned and predicted in one transaction (ingest role)';
+
+-------------------------------------------------------------------------------
+-- models (seeds 000, 004)
+-------------------------------------------------------------------------------
+
+CREATE VIEW api.models AS
+  SELECT r.*, m.params, m.features, m.classes, m.metrics
+    FROM brewml.model_registry r JOIN brewml.models m USING (id);
+COMMENT ON VIEW api.models IS 'GET /models: every model with its params, features, classes and out-of-bag metrics';
+
+-- GET or POST /rpc/predict_ibu: the deployed IBU model's class for six features.
+CREATE FUNCTION api.predict_ibu(abv float8 DEFAULT NULL, target_fg float8 DEFAULT NULL,
+                                target_og float8 DEFAULT NULL, ebc float8 DEFAULT NULL,
+                                srm float8 DEFAULT NULL, ph float8 DEFAULT NULL) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d record;
+BEGIN
+  SELECT * INTO d FROM brewml.classify_detail('ibu', ARRAY[abv, target_fg, target_og, ebc, srm, ph], true);
+  IF d.class IS NULL THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = 'no IBU model is deployed',
+      HINT = 'An admin can POST /rpc/train_ibu, then POST /rpc/deploy.';
+  END IF;
+  RETURN row_to_json(d);
+END
+$$;
+COMMENT ON FUNCTION api.predict_ibu(float8, float8, float8, float8, float8, float8) IS
+  'GET /rpc/predict_ibu?abv=&target_fg=&target_og=&ebc=&srm=&ph=: the IBU class (missing features allowed); 404 if no model is deployed';
+
+-- POST /rpc/train_ibu {"params"}: train an IBU model (admin).
+CREATE FUNCTION api.train_ibu(params jsonb DEFAULT '{}') RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  new_id bigint := brewml.train_ibu(coalesce(params, '{}'));
+BEGIN
+  RETURN (SELECT row_to_json(m) FROM api.models m WHERE m.id = new_id);
+END
+$$;
+COMMENT ON FUNCTION api.train_ibu(jsonb) IS 'POST /rpc/train_ibu: train an IBU model on cleaned_beers (admin role); the new model';
+
+-- POST /rpc/deploy {"model_id"}: deploy a model (admin).
+CREATE FUNCTION api.deploy(model_id bigint) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM brewml.models m WHERE m.id = deploy.model_id) THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('no model has id %s', deploy.model_id);
+  END IF;
+  RETURN (SELECT row_to_json(d) FROM brewml.deploy(deploy.model_id) d);
+END
+$$;
+COMMENT ON FUNCTION api.deploy(bigint) IS 'POST /rpc/deploy: deploy a model under its name, re-scoring beers for ibu (admin role)';
+
+-- POST /rpc/rollback {"model_name"}: back to the previous deployment (admin).
+CREATE FUNCTION api.rollback(model_name text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM brewml.deployments d WHERE d.name = rollback.model_name) THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('no model named "%s" is deployed', rollback.model_name);
+  END IF;
+  RETURN (SELECT row_to_json(d) FROM brewml.rollback(rollback.model_name) d);
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  -- nothing to roll back to: a conflict with the registry's state, 409
+  RAISE SQLSTATE 'PGRST' USING
+    MESSAGE = json_build_object('code', '55000', 'message', SQLERRM, 'details', NULL, 'hint', NULL)::text,
+    DETAIL = '{"status": 409, "headers": {}}';
+END
+$$;
+COMMENT ON FUNCTION api.rollback(text) IS 'POST /rpc/rollback: return a name to its previous deployment (admin role)';
+
+-------------------------------------------------------------------------------
+-- the worker
+-------------------------------------------------------------------------------
+
+CREATE VIEW api.worker_status AS SELECT * FROM brewml.worker_status;
+COMMENT ON VIEW api.worker_status IS 'GET /worker_status: the Punk API worker''s state and counters';
+
+CREATE VIEW api.fetch_log AS
+  SELECT * FROM brewml.fetch_log WHERE fetched_at > now() - interval '1 day';
+COMMENT ON VIEW api.fetch_log IS 'GET /fetch_log: the worker''s requests of the last day, with latency and outcome';
+
+-- POST /rpc/poll_now: wake the worker (admin).
+CREATE FUNCTION api.poll_now() RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN brewml.poll_now();
+COMMENT ON FUNCTION api.poll_now() IS 'POST /rpc/poll_now: wake the Punk API worker for a poll at once (admin role)';
+
+-------------------------------------------------------------------------------
+-- who may do what
+-------------------------------------------------------------------------------
+
+RESET ROLE;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api, api_private FROM PUBLIC;
+GRANT USAGE ON SCHEMA api TO brewml_anon;
+GRANT SELECT ON ALL TABLES IN SCHEMA api TO brewml_anon;
+GRANT EXECUTE ON FUNCTION api.weights(text), api.predict(text, float8),
+  api.predict_batch(text, float8[], text[]), api.sensor_predict(text),
+  api.predict_ibu(float8, float8, float8, float8, float8, float8) TO brewml_anon;
+GRANT EXECUTE ON FUNCTION api.fit(text, float8[]), api.adjust(text), api.sensor_fit(text),
+  api.sensor_adjust(text), api.ingest_beers(text) TO brewml_ingest;
+GRANT EXECUTE ON FUNCTION api.train_ibu(jsonb), api.deploy(bigint), api.rollback(text),
+  api.poll_now() TO brewml_admin;
+
+COMMIT;
+
+NOTIFY pgrst, 'reload schema';
