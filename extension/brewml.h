@@ -19,6 +19,12 @@ BrewmlIsAlert(double value, double mean, double std)
 	return value >= mean + BREWML_ALERT_K * std;
 }
 
+/* Longest sensor id accepted, in bytes. */
+#define SENSOR_ID_MAX 128
+
+/* A sensor's weights through each backend's cache (sensor_cache.c). */
+extern bool SensorCachedWeights(const char *sensor, double *mean, double *std);
+
 /* Settings (brewml.c); see README's configuration table. */
 extern char *brewml_database;
 extern char *brewml_punkapi_url;

@@ -17,14 +17,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-/* Longest sensor id accepted, in bytes. */
-#define SENSOR_ID_MAX 128
-
 typedef enum SensorPlan
 {
 	PLAN_FIT,
 	PLAN_WEIGHTS,
-	PLAN_THRESHOLD,
 	PLAN_ADJUST,
 	NUM_SENSOR_PLANS
 } SensorPlan;
@@ -38,21 +34,18 @@ static const char *const sensor_sql[NUM_SENSOR_PLANS] = {
 	" RETURNING w.*",
 	[PLAN_WEIGHTS] =
 	"SELECT w.* FROM brewml.sensor_weights w WHERE w.sensor_id = $1",
-	[PLAN_THRESHOLD] =
-	"SELECT w.mean, w.std FROM brewml.sensor_weights w WHERE w.sensor_id = $1",
 	[PLAN_ADJUST] =
 	"UPDATE brewml.sensor_weights AS w SET mean = w.mean * $2, adjusted_at = now()"
 	" WHERE w.sensor_id = $1 RETURNING w.*",
 };
 
 static const int sensor_nargs[NUM_SENSOR_PLANS] = {
-	[PLAN_FIT] = 4,[PLAN_WEIGHTS] = 1,[PLAN_THRESHOLD] = 1,[PLAN_ADJUST] = 2,
+	[PLAN_FIT] = 4,[PLAN_WEIGHTS] = 1,[PLAN_ADJUST] = 2,
 };
 
 static const Oid sensor_argtypes[NUM_SENSOR_PLANS][4] = {
 	[PLAN_FIT] = {TEXTOID, FLOAT8OID, FLOAT8OID, INT8OID},
 	[PLAN_WEIGHTS] = {TEXTOID},
-	[PLAN_THRESHOLD] = {TEXTOID},
 	[PLAN_ADJUST] = {TEXTOID, FLOAT8OID},
 };
 
@@ -262,34 +255,49 @@ sensor_weights(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(SensorReturnRow(sensor));
 }
 
-/* brewml.predict(sensor_id, value): whether value is in alert for the sensor. */
-PG_FUNCTION_INFO_V1(sensor_predict);
-Datum
-sensor_predict(PG_FUNCTION_ARGS)
+/*
+ * Whether argument 1 is in alert for the sensor in argument 0 (through the
+ * weights cache); NULL when the sensor was never fitted and missing_ok,
+ * else an error.
+ */
+static Datum
+SensorAlert(FunctionCallInfo fcinfo, bool missing_ok)
 {
 	char	   *sensor;
-	Datum		args[1];
 	double		value,
 				mean,
 				std;
-	bool		isnull;
 
-	args[0] = SensorIdArg(fcinfo, 0, &sensor);
+	(void) SensorIdArg(fcinfo, 0, &sensor);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("cannot predict for sensor \"%s\": value must not be NULL", sensor)));
 	value = PG_GETARG_FLOAT8(1);
 	SensorCheckValue(sensor, value);
-
-	SPI_connect();
-	SensorExecute(PLAN_THRESHOLD, args, true);
-	if (SPI_processed != 1)
-		SensorNotFound(sensor);
-	mean = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	std = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	SPI_finish();
+	if (!SensorCachedWeights(sensor, &mean, &std))
+	{
+		if (!missing_ok)
+			SensorNotFound(sensor);
+		PG_RETURN_NULL();
+	}
 	PG_RETURN_BOOL(BrewmlIsAlert(value, mean, std));
+}
+
+/* brewml.predict(sensor_id, value): whether value is in alert for the sensor. */
+PG_FUNCTION_INFO_V1(sensor_predict);
+Datum
+sensor_predict(PG_FUNCTION_ARGS)
+{
+	return SensorAlert(fcinfo, false);
+}
+
+/* brewml.sensor_alert(sensor_id, value): the same, NULL for a sensor never fitted. */
+PG_FUNCTION_INFO_V1(sensor_alert);
+Datum
+sensor_alert(PG_FUNCTION_ARGS)
+{
+	return SensorAlert(fcinfo, true);
 }
 
 /* brewml.adjust(sensor_id): raise the sensor's mean by 10%, return the new weights. */

@@ -98,3 +98,36 @@ SELECT brewml.fit('SEN0007', ARRAY[1]);
 ROLLBACK TO SAVEPOINT s;
 SELECT mean FROM brewml.weights('SEN0007');
 COMMIT;
+
+-- predictions read each backend's cache of weights; every change reaches it:
+-- a fit, a direct UPDATE, a rolled-back fit, a DELETE, a TRUNCATE
+SELECT (brewml.fit('CACHE1', ARRAY[0, 2])).n AS fitted;		-- mean 1, std 1.41...: threshold 3.83
+SELECT brewml.predict('CACHE1', 3) AS p3, brewml.sensor_alert('CACHE1', 3) AS a3;
+UPDATE brewml.sensor_weights SET mean = 0 WHERE sensor_id = 'CACHE1';
+SELECT brewml.predict('CACHE1', 3) AS after_update;		-- threshold 2.83
+BEGIN;
+SELECT (brewml.fit('CACHE1', ARRAY[100, 200])).n AS refit;
+SELECT brewml.predict('CACHE1', 3) AS inside;
+ROLLBACK;
+SELECT brewml.predict('CACHE1', 3) AS after_rollback;
+DELETE FROM brewml.sensor_weights WHERE sensor_id = 'CACHE1';
+-- sensor_alert is predict with NULL for a sensor never fitted (remembered too, and forgotten on a fit)
+SELECT brewml.sensor_alert('CACHE1', 3) AS deleted, brewml.sensor_alert('NOPE', 1) AS never;
+-- (within one statement a prediction sees the weights as they were before it, like a query would)
+SELECT (brewml.fit('NOPE', ARRAY[0, 0])).n AS fitted, brewml.sensor_alert('NOPE', 1) AS same_statement;
+SELECT brewml.sensor_alert('NOPE', 1) AS now_known;
+\set ON_ERROR_STOP 0
+SELECT brewml.predict('CACHE1', 3);
+SELECT brewml.sensor_alert('NOPE', 'NaN');
+SELECT brewml.sensor_alert(NULL, 1);
+\set ON_ERROR_STOP 1
+-- another backend sees a change at its next transaction (dblink: a second session)
+CREATE EXTENSION dblink;
+SELECT dblink_connect('other', 'dbname=' || current_database());
+SELECT * FROM dblink('other', $$SELECT brewml.predict('NOPE', 1)$$) AS t(alert boolean);
+UPDATE brewml.sensor_weights SET mean = 5 WHERE sensor_id = 'NOPE';
+SELECT * FROM dblink('other', $$SELECT brewml.predict('NOPE', 1)$$) AS t(alert boolean);
+TRUNCATE brewml.sensor_weights;
+SELECT * FROM dblink('other', $$SELECT brewml.sensor_alert('NOPE', 1)$$) AS t(alert boolean);
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;
