@@ -102,6 +102,33 @@ END
 $$;
 COMMENT ON FUNCTION api_private.weights_json(text) IS 'A sensor''s weights as a JSON object; PT404 (HTTP 404) if not fitted';
 
+-- Helpers that read routes call as the caller (the anon role).
+
+-- The sensor of a request, or NULL: the argument, else the X-Sensor-Id header.
+CREATE FUNCTION api_private.request_sensor(arg text) RETURNS text
+LANGUAGE sql STABLE
+RETURN coalesce(arg, nullif(current_setting('request.headers', true)::json ->> 'x-sensor-id', ''));
+COMMENT ON FUNCTION api_private.request_sensor(text) IS
+  'The sensor of a request: the argument, else the X-Sensor-Id header nginx sets; NULL if neither';
+
+-- Raises a 400 (22023) with message; typed like like_value, for use in an expression.
+CREATE FUNCTION api_private.fail_400(message text, like_value anyelement) RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RAISE EXCEPTION '%', message USING ERRCODE = '22023';
+END
+$$;
+COMMENT ON FUNCTION api_private.fail_400(text, anyelement) IS 'Raise a 400 (SQLSTATE 22023) from inside an expression';
+
+-- Raises a 404 (PT404) with message; typed like like_value, for use in an expression.
+CREATE FUNCTION api_private.fail_404(message text, like_value anyelement) RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RAISE SQLSTATE 'PT404' USING MESSAGE = message;
+END
+$$;
+COMMENT ON FUNCTION api_private.fail_404(text, anyelement) IS 'Raise a 404 (SQLSTATE PT404) from inside an expression';
+
 -- A raw body (text) as a JSON object, or a 400 naming the route; an empty body is {}.
 CREATE FUNCTION api_private.body_object(body text, route text) RETURNS json
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -173,25 +200,35 @@ COMMENT ON FUNCTION api.fit(text, float8[]) IS
 
 -- GET /rpc/weights?sensor_id=: a sensor's weights.
 CREATE FUNCTION api.weights(sensor_id text DEFAULT NULL) RETURNS json
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN api_private.weights_json(api_private.sensor_id(sensor_id));
+LANGUAGE sql STABLE
+RETURN CASE
+  WHEN api_private.request_sensor(sensor_id) IS NULL THEN api_private.fail_400('sensor_id is required', NULL::json)
+  ELSE coalesce((SELECT row_to_json(s) FROM api.sensors s WHERE s.sensor_id = api_private.request_sensor(weights.sensor_id)),
+                api_private.fail_404(format('sensor "%s" has not been fitted', api_private.request_sensor(sensor_id)), NULL::json))
+END;
 COMMENT ON FUNCTION api.weights(text) IS 'GET /rpc/weights?sensor_id=S: the sensor''s stored weights; 404 if never fitted';
 
--- POST or GET /rpc/predict: whether value is in alert for the sensor.
+-- POST or GET /rpc/predict: whether value is in alert for the sensor.  The hot
+-- route: plpgsql (plans kept per connection), and SECURITY DEFINER without SET
+-- search_path, which costs a configuration change per call; every name in it
+-- is schema-qualified and the web roles can create no objects, so the caller's
+-- search_path can change nothing here.
 CREATE FUNCTION api.predict(sensor_id text DEFAULT NULL, value float8 DEFAULT NULL) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER AS $$
 DECLARE
-  sensor text := api_private.sensor_id(predict.sensor_id);
-  w record;
+  sensor text := api_private.request_sensor(predict.sensor_id);
+  alert boolean;
 BEGIN
-  IF predict.value IS NULL OR predict.value = 'NaN' THEN
+  IF predict.value IS NULL OR predict.value = 'NaN'::float8 THEN
     RAISE EXCEPTION '"value" is required and must be a number: {"value": number}' USING ERRCODE = '22023';
+  ELSIF sensor IS NULL THEN
+    RAISE EXCEPTION 'sensor_id is required' USING ERRCODE = '22023';
   END IF;
-  SELECT mean, std INTO w FROM brewml.sensor_weights s WHERE s.sensor_id = sensor;
-  IF NOT FOUND THEN
-    RAISE SQLSTATE 'PT404' USING MESSAGE = format('sensor "%s" has not been fitted', sensor);
+  alert := brewml.sensor_alert(sensor, predict.value);		-- cached weights, NULL if unknown
+  IF alert IS NULL THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = pg_catalog.format('sensor "%s" has not been fitted', sensor);
   END IF;
-  RETURN brewml.is_alert(predict.value, w.mean, w.std);
+  RETURN alert;
 END
 $$;
 COMMENT ON FUNCTION api.predict(text, float8) IS
@@ -269,19 +306,17 @@ END
 $$;
 COMMENT ON FUNCTION api.sensor_fit(text) IS 'POST /{sensor_id}/fit through nginx: the body {"values": [numbers]}';
 
--- POST /{sensor_id}/predict with {"value": number}: a bare JSON boolean.
-CREATE FUNCTION api.sensor_predict(text) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body json := api_private.body_object($1, 'POST /{sensor_id}/predict');
+-- POST /{sensor_id}/predict with {"value": number}: a bare JSON boolean.  The hot
+-- route takes its body as JSON (nginx sends application/json; PostgREST refuses
+-- malformed JSON with a 400).
+CREATE FUNCTION api.sensor_predict(json) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
-  IF json_typeof(body -> 'value') IS DISTINCT FROM 'number' THEN
-    RAISE EXCEPTION '"value" is required and must be a number: {"value": number}' USING ERRCODE = '22023';
-  END IF;
-  RETURN api.predict(NULL, (body ->> 'value')::float8);
+  RETURN api.predict(NULL, CASE WHEN pg_catalog.json_typeof($1 -> 'value') = 'number'
+                                THEN ($1 ->> 'value')::float8 END);
 END
 $$;
-COMMENT ON FUNCTION api.sensor_predict(text) IS 'POST /{sensor_id}/predict through nginx: the body {"value": number}; true or false';
+COMMENT ON FUNCTION api.sensor_predict(json) IS 'POST /{sensor_id}/predict through nginx: the body {"value": number}; true or false';
 
 -- POST /{sensor_id}/adjust with {} (or no body).
 CREATE FUNCTION api.sensor_adjust(text) RETURNS json
@@ -430,10 +465,13 @@ COMMENT ON FUNCTION api.poll_now() IS 'POST /rpc/poll_now: wake the Punk API wor
 
 RESET ROLE;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA api, api_private FROM PUBLIC;
-GRANT USAGE ON SCHEMA api TO brewml_anon;
+GRANT USAGE ON SCHEMA api, api_private TO brewml_anon;
+GRANT EXECUTE ON FUNCTION api_private.request_sensor(text), api_private.fail_400(text, anyelement),
+  api_private.fail_404(text, anyelement) TO brewml_anon;
+GRANT EXECUTE ON FUNCTION api_private.request_sensor(text) TO brewml_api;
 GRANT SELECT ON ALL TABLES IN SCHEMA api TO brewml_anon;
 GRANT EXECUTE ON FUNCTION api.weights(text), api.predict(text, float8),
-  api.predict_batch(text, float8[], text[]), api.sensor_predict(text),
+  api.predict_batch(text, float8[], text[]), api.sensor_predict(json),
   api.predict_ibu(float8, float8, float8, float8, float8, float8) TO brewml_anon;
 GRANT EXECUTE ON FUNCTION api.fit(text, float8[]), api.adjust(text), api.sensor_fit(text),
   api.sensor_adjust(text), api.ingest_beers(text) TO brewml_ingest;
