@@ -4,10 +4,10 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 MODULE_big = brewml
-OBJS = extension/brewml.o extension/moments.o extension/moments_by.o extension/sensor.o extension/sensor_cache.o extension/readings.o extension/fetch.o extension/worker.o extension/forest.o extension/forest_predict.o extension/forest_train.o extension/model.o extension/predict.o
+OBJS = extension/brewml.o extension/moments.o extension/moments_by.o extension/sensor.o extension/sensor_cache.o extension/scores.o extension/readings.o extension/fetch.o extension/worker.o extension/forest.o extension/forest_predict.o extension/forest_train.o extension/model.o extension/predict.o
 MODULEDIR = extension
 DATA = extension/brewml.control extension/brewml--0.1.sql extension/brewml--0.1--0.2.sql extension/brewml--0.2--0.3.sql \
-       extension/brewml--0.3--0.4.sql
+       extension/brewml--0.3--0.4.sql extension/brewml--0.4--0.5.sql
 SHLIB_LINK = -lcurl
 PG_CFLAGS = -Wall -Wextra -Werror
 # PostgreSQL's own headers are not -Wextra clean (unused parameters in inline

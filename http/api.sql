@@ -60,6 +60,9 @@ GRANT SELECT ON brewml.ibu_classes, brewml.fetch_log TO brewml_api;
 GRANT SELECT, INSERT ON brewml.models, brewml.deployment_log TO brewml_api;
 GRANT SELECT, INSERT, UPDATE ON brewml.deployments TO brewml_api;
 GRANT SELECT ON brewml.model_registry, brewml.beer_predictions, brewml.worker_status TO brewml_api;
+GRANT SELECT, INSERT, UPDATE ON brewml.scores, brewml.score_batches, brewml.score_chunks TO brewml_api;
+GRANT SELECT, INSERT ON brewml.score_rejects TO brewml_api;
+GRANT SELECT ON brewml.score_batch_totals TO brewml_api;
 GRANT EXECUTE ON FUNCTION brewml.poll_now(),
   brewml.register_model(text, text, jsonb, text, text[], text[], text, bigint, bigint, float8, jsonb, bytea)
   TO brewml_api;
@@ -443,6 +446,102 @@ $$;
 COMMENT ON FUNCTION api.rollback(text) IS 'POST /rpc/rollback: return a name to its previous deployment (admin role)';
 
 -------------------------------------------------------------------------------
+-- scores of batch models (seed 002): brewml-push's endpoints
+-------------------------------------------------------------------------------
+
+-- A request header as text, or NULL.
+CREATE FUNCTION api_private.header(name text) RETURNS text
+LANGUAGE sql STABLE
+RETURN current_setting('request.headers', true)::json ->> name;
+COMMENT ON FUNCTION api_private.header(text) IS 'A request header (lower-case name), or NULL';
+
+-- A request header that must hold an integer, or a 400 naming it.
+CREATE FUNCTION api_private.header_int(name text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text := api_private.header(name);
+BEGIN
+  IF v IS NULL OR v !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'header % must be a non-negative integer, not %', name, coalesce(v, 'missing')
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN v::bigint;
+END
+$$;
+COMMENT ON FUNCTION api_private.header_int(text) IS 'A request header holding an integer, else a 400';
+
+CREATE VIEW api.scores AS SELECT model, pk, score, batch_id, line, loaded_at FROM brewml.scores;
+COMMENT ON VIEW api.scores IS 'GET /scores?model=eq.M&pk=eq.K: a model''s current score for a key (the primary key)';
+
+CREATE VIEW api.score_batches AS
+  SELECT b.id, b.model, b.source_file, b.bytes, b.chunk_bytes, b.started_at, b.finished_at, b.status,
+         t.chunks, t.lines_seen, t.rows_loaded, t.lines_rejected
+    FROM brewml.score_batches b JOIN brewml.score_batch_totals t ON t.batch_id = b.id;
+COMMENT ON VIEW api.score_batches IS 'GET /score_batches: every load of a file, with its counts so far';
+
+CREATE VIEW api.score_rejects AS
+  SELECT r.batch_id, b.source_file, r.line_number, encode(r.line, 'escape') AS line, r.reason
+    FROM brewml.score_rejects r JOIN brewml.score_batches b ON b.id = r.batch_id;
+COMMENT ON VIEW api.score_rejects IS 'GET /score_rejects?batch_id=eq.N: the lines not loaded, by file and line number, and why';
+
+-- POST /rpc/open_score_batch: open (or find) the batch of a file.
+CREATE FUNCTION api.open_score_batch(model text, source_file text, fingerprint text, bytes bigint,
+                                     chunk_bytes integer, resume boolean DEFAULT false) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (SELECT row_to_json(o) FROM brewml.open_score_batch(model, source_file, fingerprint, bytes,
+                                                             chunk_bytes, resume) o);
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  RAISE SQLSTATE 'PGRST' USING
+    MESSAGE = json_build_object('code', '55000', 'message', SQLERRM, 'details', NULL,
+                                'hint', 'Resume it (brewml-push --resume), or change the file.')::text,
+    DETAIL = '{"status": 409, "headers": {}}';
+END
+$$;
+COMMENT ON FUNCTION api.open_score_batch(text, text, text, bigint, integer, boolean) IS
+  'POST /rpc/open_score_batch: the batch of a file, its chunk size and its committed chunks (ingest role)';
+
+-- POST /rpc/load_scores: one chunk of JSON Lines as application/octet-stream,
+-- with headers X-Batch-Id, X-Chunk-Seq, X-First-Line.
+CREATE FUNCTION api.load_scores(bytea) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  batch bigint := api_private.header_int('x-batch-id');
+BEGIN
+  IF NOT EXISTS (SELECT FROM brewml.score_batches b WHERE b.id = batch) THEN
+    RAISE SQLSTATE 'PT404' USING MESSAGE = format('no score batch has id %s', batch);
+  END IF;
+  RETURN (SELECT row_to_json(r) FROM brewml.load_scores(batch, api_private.header_int('x-chunk-seq')::integer,
+                                                          api_private.header_int('x-first-line'), $1) r);
+END
+$$;
+COMMENT ON FUNCTION api.load_scores(bytea) IS
+  'POST /rpc/load_scores: load a chunk (octet-stream body; X-Batch-Id, X-Chunk-Seq, X-First-Line); its counts (ingest role)';
+
+-- POST /rpc/reject_score_line: a line the client could not send (octet-stream: its beginning),
+-- with headers X-Batch-Id, X-Line-Number, X-Reason.
+CREATE FUNCTION api.reject_score_line(bytea) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM brewml.reject_score_line(api_private.header_int('x-batch-id'), api_private.header_int('x-line-number'),
+                                   $1, coalesce(api_private.header('x-reason'), 'rejected by the client'));
+  RETURN '{"rejected": 1}'::json;
+END
+$$;
+COMMENT ON FUNCTION api.reject_score_line(bytea) IS
+  'POST /rpc/reject_score_line: record a line the client could not send, by number (ingest role)';
+
+-- POST /rpc/finish_score_batch {"batch_id", "chunks"}: close a batch; its totals.
+CREATE FUNCTION api.finish_score_batch(batch_id bigint, chunks integer) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (SELECT row_to_json(b) FROM brewml.finish_score_batch(batch_id, chunks) b);
+END
+$$;
+COMMENT ON FUNCTION api.finish_score_batch(bigint, integer) IS
+  'POST /rpc/finish_score_batch: close a batch whose chunks are all committed; its totals (ingest role)';
+
+-------------------------------------------------------------------------------
 -- the worker
 -------------------------------------------------------------------------------
 
@@ -473,6 +572,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA api TO brewml_anon;
 GRANT EXECUTE ON FUNCTION api.weights(text), api.predict(text, float8),
   api.predict_batch(text, float8[], text[]), api.sensor_predict(json),
   api.predict_ibu(float8, float8, float8, float8, float8, float8) TO brewml_anon;
+GRANT EXECUTE ON FUNCTION api_private.header(text), api_private.header_int(text) TO brewml_api;
+GRANT EXECUTE ON FUNCTION api.open_score_batch(text, text, text, bigint, integer, boolean),
+  api.load_scores(bytea), api.reject_score_line(bytea), api.finish_score_batch(bigint, integer) TO brewml_ingest;
 GRANT EXECUTE ON FUNCTION api.fit(text, float8[]), api.adjust(text), api.sensor_fit(text),
   api.sensor_adjust(text), api.ingest_beers(text) TO brewml_ingest;
 GRANT EXECUTE ON FUNCTION api.train_ibu(jsonb), api.deploy(bigint), api.rollback(text),
