@@ -13,9 +13,9 @@ PG_CFLAGS = -Wall -Wextra -Werror
 # PostgreSQL's own headers are not -Wextra clean (unused parameters in inline
 # functions): mark them as system headers so -Wextra judges only our code.
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
-EXTRA_CLEAN = test/gen-collects
+EXTRA_CLEAN = test/gen-collects test/gen-scores client/brewml-push
 
-TOOLS = test/gen-collects
+TOOLS = test/gen-collects test/gen-scores client/brewml-push
 
 .DEFAULT_GOAL := all
 
@@ -36,6 +36,12 @@ $(OBJS): $(wildcard extension/*.h)
 
 test/gen-collects: test/gen_collects.c
 	$(CC) -O2 -Wall -Wextra -Werror -std=c11 -o $@ $< -lm
+
+test/gen-scores: test/gen_scores.c
+	$(CC) -O2 -Wall -Wextra -Werror -std=c11 -o $@ $<
+
+client/brewml-push: client/brewml_push.c
+	$(CC) -O2 -Wall -Wextra -Werror -std=gnu11 -o $@ $< -lcurl
 
 .PHONY: run stop test bench setup
 
