@@ -506,7 +506,7 @@ SendChunks(FileRun *f, CURLM *multi, Job *jobs)
 		return;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	in.cap = f->chunk_bytes * 2 + 1;
+	in.cap = f->chunk_bytes + 1;
 	in.data = malloc(in.cap);
 	while (!f->failed)
 	{
@@ -589,6 +589,14 @@ SendChunks(FileRun *f, CURLM *multi, Job *jobs)
 
 				if (j == NULL)
 					break;
+				if (j->data.cap < (size_t) f->chunk_bytes + 1)
+				{
+					/* exactly one chunk: memory is jobs x chunk size, whatever the file */
+					free(j->data.data);
+					j->data.cap = f->chunk_bytes + 1;
+					if ((j->data.data = malloc(j->data.cap)) == NULL)
+						Die("out of memory");
+				}
 				j->data.len = 0;
 				BufferAppend(&j->data, in.data, cut);
 				j->seq = seq;
