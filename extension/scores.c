@@ -26,9 +26,16 @@
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 
-/* Longest pk accepted, in bytes; largest decimal exponent of a score. */
+/*
+ * Longest pk accepted, in bytes; largest decimal exponent and longest text of
+ * a score (within numeric's limits, so that converting it cannot fail); the
+ * deepest nesting of a line handed to the JSON parser (which would otherwise
+ * stop the whole chunk at the stack depth limit).
+ */
 #define SCORE_PK_MAX 256
 #define SCORE_EXPONENT_MAX 1000
+#define SCORE_TEXT_MAX 1000
+#define LINE_DEPTH_MAX 64
 
 /* A field value as read: where it is, and whether it was a JSON string. */
 typedef struct FieldValue
@@ -238,6 +245,35 @@ ScanSimple(char *s, int len, ScoreLine *out)
 #undef SKIP_WS
 }
 
+/* Whether the line nests objects or arrays deeper than LINE_DEPTH_MAX (outside strings). */
+static bool
+TooDeep(const char *s, int len)
+{
+	int			depth = 0;
+	bool		in_string = false;
+
+	for (int i = 0; i < len; i++)
+	{
+		if (in_string)
+		{
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				in_string = false;
+		}
+		else if (s[i] == '"')
+			in_string = true;
+		else if (s[i] == '{' || s[i] == '[')
+		{
+			if (++depth > LINE_DEPTH_MAX)
+				return true;
+		}
+		else if (s[i] == '}' || s[i] == ']')
+			depth--;
+	}
+	return false;
+}
+
 /* Reads one line's fields; NULL if good, else why not. */
 static const char *
 ParseLine(char *s, int len, ScoreLine *out)
@@ -255,6 +291,8 @@ ParseLine(char *s, int len, ScoreLine *out)
 		return "not valid UTF-8";
 	if (!ScanSimple(s, len, out))
 	{
+		if (TooDeep(s, len))
+			return psprintf("nested deeper than %d levels", LINE_DEPTH_MAX);
 		memset(out, 0, sizeof(ScoreLine));
 		memset(&sem, 0, sizeof(sem));
 		memset(&ps, 0, sizeof(ps));
@@ -285,6 +323,8 @@ ParseLine(char *s, int len, ScoreLine *out)
 		return "no \"score\"";
 	if (out->score.type != JSON_TOKEN_STRING && out->score.type != JSON_TOKEN_NUMBER)
 		return "\"score\" is not a string or a number";
+	if (out->score.len > SCORE_TEXT_MAX)
+		return psprintf("\"score\" is longer than %d characters", SCORE_TEXT_MAX);
 	if (!IsJsonNumber(out->score.text, out->score.len, &exponent))
 		return "\"score\" is not a number";
 	if (exponent > SCORE_EXPONENT_MAX || exponent < -SCORE_EXPONENT_MAX)
@@ -420,6 +460,8 @@ load_scores(PG_FUNCTION_ARGS)
 				n_rej = 0,
 				n_lines = 0,
 				cap;
+	MemoryContext linecxt,
+				chunkcxt;
 	bool		isnull;
 
 	for (int i = 0; i < 4; i++)
@@ -435,6 +477,11 @@ load_scores(PG_FUNCTION_ARGS)
 	len = VARSIZE_ANY_EXHDR(chunk);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "brewml.load_scores must return a composite type");
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("brewml.load_scores needs a UTF8 database, not %s", GetDatabaseEncodingName()),
+				 errdetail("JSON Lines are UTF-8; keys are stored as received.")));
 	if (seq < 0 || first_line < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -488,6 +535,9 @@ load_scores(PG_FUNCTION_ARGS)
 		}
 	}
 
+	/* the JSON parser allocates per line and cannot free: each line gets a fresh context */
+	chunkcxt = CurrentMemoryContext;
+	linecxt = AllocSetContextCreate(chunkcxt, "brewml score line", ALLOCSET_SMALL_SIZES);
 	cap = 1024;
 	good = palloc(sizeof(GoodLine) * cap);
 	rej_lines = palloc(sizeof(Datum) * cap);
@@ -521,7 +571,10 @@ load_scores(PG_FUNCTION_ARGS)
 			rej_bytes = repalloc_huge(rej_bytes, sizeof(Datum) * cap);
 			rej_reasons = repalloc_huge(rej_reasons, sizeof(Datum) * cap);
 		}
+		MemoryContextReset(linecxt);
+		MemoryContextSwitchTo(linecxt);
 		why = ParseLine(s, slen, &sl);
+		MemoryContextSwitchTo(chunkcxt);
 		if (why != NULL)
 		{
 			/* the line as received, CR and byte order mark included */
@@ -536,7 +589,7 @@ load_scores(PG_FUNCTION_ARGS)
 			n_rej++;
 			continue;
 		}
-		good[n_good].pk = sl.pk.text;
+		good[n_good].pk = pnstrdup(sl.pk.text, sl.pk.len);
 		good[n_good].pk_len = sl.pk.len;
 		good[n_good].score = pnstrdup(sl.score.text, sl.score.len);
 		good[n_good].line = lineno;

@@ -24,6 +24,15 @@ SELECT * FROM brewml.load_scores(:batch_id, 0, 1, convert_to(E''
 SELECT model, pk, score, line FROM brewml.scores WHERE batch_id = :batch_id ORDER BY pk;
 SELECT line_number, encode(line, 'escape') AS line, reason FROM brewml.score_rejects
  WHERE batch_id = :batch_id ORDER BY 1;
+-- lines that would stop a whole chunk are rejected alone: nesting past the parser's
+-- stack, a score too long for numeric, and escapes (the parser's path) in a long run
+SELECT lines, loaded, rejected FROM brewml.load_scores(:batch_id, 5, 101, convert_to(
+  repeat('[', 100000) || E'\n'
+  || '{"pk": "long", "score": "0.' || repeat('1', 20000) || E'"}\n'
+  || (SELECT string_agg(format('{"pk": "e\u00e9%s", "score": %s}', i, i), E'\n') FROM generate_series(1, 3) i),
+  'UTF8'));
+SELECT line_number, left(reason, 40) AS reason FROM brewml.score_rejects WHERE batch_id = :batch_id AND line_number > 100;
+SELECT pk, score FROM brewml.scores WHERE batch_id = :batch_id AND line > 100 ORDER BY pk;
 -- the same chunk again is recognised and not applied: same counts, duplicate
 SELECT * FROM brewml.load_scores(:batch_id, 0, 1, '\x7b7d');
 -- invalid UTF-8 sinks only its own line
