@@ -8,8 +8,12 @@
  *		sends a relcache invalidation for the table on every change; the
  *		callback below then empties the cache, in every backend at its next
  *		transaction and in the changing one at its next command, as the model
- *		cache does.  A lookup that read the table while an invalidation
- *		arrived returns what it read but does not keep it.
+ *		cache does.  A lookup first takes pending invalidations, then reads
+ *		the latest committed weights (not the statement's snapshot, which may
+ *		predate a change whose invalidation was already taken); if an
+ *		invalidation arrived meanwhile it returns what it read but keeps
+ *		nothing.  So predictions always use the latest weights, even inside
+ *		a REPEATABLE READ transaction.
  */
 #include "postgres.h"
 
@@ -23,6 +27,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 /* Sensors kept at most; past it the cache starts again empty. */
 #define SENSOR_CACHE_MAX 100000
@@ -37,7 +42,8 @@ typedef struct SensorEntry
 
 static HTAB *sensor_cache = NULL;
 static uint64 sensor_cache_generation = 0;
-static Oid	sensor_weights_relid = InvalidOid;
+static Oid	sensor_weights_relid = InvalidOid;	/* looked up again after a drop */
+static bool callback_registered = false;
 static SPIPlanPtr lookup_plan = NULL;
 
 static void
@@ -46,6 +52,7 @@ SensorCacheInvalidate(Datum arg, Oid relid)
 	(void) arg;
 	if (relid != InvalidOid && relid != sensor_weights_relid)
 		return;
+	sensor_weights_relid = InvalidOid;	/* the table may have been recreated */
 	if (sensor_cache != NULL)
 	{
 		hash_destroy(sensor_cache);
@@ -64,7 +71,11 @@ SensorCacheInit(void)
 		sensor_weights_relid = get_relname_relid("sensor_weights", get_namespace_oid("brewml", false));
 		if (sensor_weights_relid == InvalidOid)
 			elog(ERROR, "brewml.sensor_weights does not exist");
+	}
+	if (!callback_registered)
+	{
 		CacheRegisterRelcacheCallback(SensorCacheInvalidate, (Datum) 0);
+		callback_registered = true;
 	}
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = SENSOR_ID_MAX + 1;
@@ -92,7 +103,8 @@ SensorRead(const char *sensor, double *mean, double *std)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		lookup_plan = plan;
 	}
-	if (SPI_execute_plan(lookup_plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(lookup_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading brewml.sensor_weights failed");
 	found = SPI_processed == 1;
 	if (found)
@@ -125,7 +137,12 @@ SensorCachedWeights(const char *sensor, double *mean, double *std)
 		return e->fitted;
 	}
 
-	/* reading may take invalidations, which destroy the table: look again after */
+	/*
+	 * Take pending invalidations first, so that the latest snapshot read next
+	 * is at least as new as every change they announce; reading may take more,
+	 * which destroy the table: keep the answer only if none came.
+	 */
+	AcceptInvalidationMessages();
 	generation = sensor_cache_generation;
 	fitted = SensorRead(sensor, mean, std);
 	if (generation != sensor_cache_generation)

@@ -113,7 +113,7 @@ SELECT brewml.predict('CACHE1', 3) AS after_rollback;
 DELETE FROM brewml.sensor_weights WHERE sensor_id = 'CACHE1';
 -- sensor_alert is predict with NULL for a sensor never fitted (remembered too, and forgotten on a fit)
 SELECT brewml.sensor_alert('CACHE1', 3) AS deleted, brewml.sensor_alert('NOPE', 1) AS never;
--- (within one statement a prediction sees the weights as they were before it, like a query would)
+-- (a prediction reads the latest weights, not the statement's snapshot: it sees a fit made earlier in the same statement)
 SELECT (brewml.fit('NOPE', ARRAY[0, 0])).n AS fitted, brewml.sensor_alert('NOPE', 1) AS same_statement;
 SELECT brewml.sensor_alert('NOPE', 1) AS now_known;
 \set ON_ERROR_STOP 0
