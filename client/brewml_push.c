@@ -385,14 +385,15 @@ Reap(CURLM *multi, FileRun *f)
 	{
 		Job		   *j;
 		long		status = 0;
+		CURL	   *easy = msg->easy_handle;	/* msg is gone once the handle is removed */
 		CURLcode	rc = msg->data.result;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &j);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		curl_multi_remove_handle(multi, msg->easy_handle);
-		curl_easy_cleanup(msg->easy_handle);
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &j);
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_multi_remove_handle(multi, easy);
+		curl_easy_cleanup(easy);
 		curl_slist_free_all(j->headers);
 		j->curl = NULL;
 		if (rc == CURLE_OK && status == 200)
@@ -547,7 +548,16 @@ SendChunks(FileRun *f, CURLM *multi, Job *jobs)
 			{
 				ssize_t		r = read(fd, in.data, f->chunk_bytes);
 
-				if (r <= 0)
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r < 0)
+				{
+					f->failed = true;
+					snprintf(f->error, sizeof(f->error), "read error: %s", strerror(errno));
+					in.len = 0;
+					break;
+				}
+				if (r == 0)
 				{
 					eof = true;
 					in.len = 0;
