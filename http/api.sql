@@ -13,7 +13,7 @@
 --                         brewml's tables, and only those the api functions need.  The web
 --                         roles touch nothing but the api schema.
 -- Errors: an unknown sensor or model is 404 (SQLSTATE PT404), a body or value
--- out of domain 400 (PostgREST's default for the 22xxx codes brewml raises).
+-- out of domain 400 (PostgREST's default for the class 22 codes brewml raises).
 
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
