@@ -654,6 +654,20 @@ ListRejects(FileRun *f)
 	free(answer.data);
 }
 
+/* Whether name is a model name the server accepts (brewml.score_batches' check). */
+static bool
+ValidModel(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len < 1 || len > 128)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char) name[i]) && strchr("_.:-", name[i]) == NULL)
+			return false;
+	return true;
+}
+
 /* Sends one file; returns 0, 1 (lines rejected) or 2 (failed). */
 static int
 PushFile(const char *path, const char *name, CURLM *multi, Job *jobs)
@@ -679,6 +693,12 @@ PushFile(const char *path, const char *name, CURLM *multi, Job *jobs)
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 
 		snprintf(f.model, sizeof(f.model), "%.*s", (int) (strlen(base) - strlen(".jsonl")), base);
+	}
+	if (!ValidModel(f.model))
+	{
+		fprintf(stderr, "%s: model name \"%s\" must be 1 to 128 of A-Z a-z 0-9 _ . : - "
+				"(rename the file or pass --model)\n", path, f.model);
+		return 2;
 	}
 	snprintf(fingerprint, sizeof(fingerprint), "%lld:%lld.%09ld", (long long) st.st_size,
 			 (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);

@@ -127,6 +127,13 @@ check "with every line in exactly once" \
 out=$(BREWML_TOKEN= "$PUSH" "$D/notoken" 2>&1); rc=$?
 check "without a token: exit 2, the 401 reported, nothing loaded" \
   '[ $rc = 2 ] && grep -q "HTTP 401" <<<"$out" && [ "$(q "SELECT count(*) FROM brewml.scores WHERE model = ${Q}anon${Q}")" = 0 ]'
+mkdir -p "$D/odd"
+: >"$D/odd/empty.jsonl"
+echo '{"pk": "1", "score": "2"}' >"$D/odd/bad name.jsonl"
+out=$("$PUSH" "$D/odd" 2>&1); rc=$?
+check "a file name that is no model name: exit 2 naming it and the rule; an empty file is an empty batch" \
+  '[ $rc = 2 ] && grep -q "bad name.jsonl: model name" <<<"$out" && grep -q "empty.jsonl: 0 lines" <<<"$out" &&
+   [ "$(q "SELECT status || ${Q}/${Q} || lines_seen FROM brewml.score_batches WHERE model = ${Q}empty${Q}")" = "done/0" ]'
 out=$("$PUSH" "$D/nope" 2>&1); rc=$?
 check "a missing directory: exit 64 with a message" '[ $rc = 64 ] && grep -q "not a directory" <<<"$out"'
 
