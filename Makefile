@@ -43,7 +43,7 @@ test/gen-scores: test/gen_scores.c
 client/brewml-push: client/brewml_push.c
 	$(CC) -O2 -Wall -Wextra -Werror -std=gnu11 -o $@ $< -lcurl
 
-.PHONY: run stop test bench setup
+.PHONY: run stop test bench notebook
 
 # Install what is missing, build, install the extension, start the local stack.
 run:
@@ -67,6 +67,13 @@ test:
 	$(MAKE) all
 	$(MAKE) install
 	test/run.sh
+
+# Run the notebook against the stack of make run, keeping its outputs in notebooks/.
+notebook:
+	scripts/setup.sh notebook
+	eval "$$(scripts/cluster.sh env)" && cd notebooks && \
+	  /usr/bin/python3 -m nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 ibu_classifier.ipynb
 
 # Benchmarks against their anchors, measured in the same run.
 bench:

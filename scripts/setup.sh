@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what brewml needs and is missing, from Debian's packages and npm.
-# Usage: scripts/setup.sh [run|test|bench]   (default: run)
+# Usage: scripts/setup.sh [run|notebook|test|bench]   (default: run)
 # It skips whatever is already there, so a second call costs a second.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,13 +8,17 @@ what=${1:-run}
 
 # Debian packages for each use; each list includes the ones before it.
 apt_run=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nodejs npm python3 nginx curl)
-apt_test=("${apt_run[@]}" openssl)
-apt_bench=("${apt_test[@]}" python3-pandas python3-numpy python3-sklearn wrk python3-flask gunicorn python3-psycopg)
+# the notebook's kernel and libraries (notebooks/, make notebook; make test runs it)
+apt_notebook=("${apt_run[@]}" python3-ipykernel jupyter-nbconvert python3-psycopg python3-matplotlib
+              python3-pandas python3-sklearn)
+apt_test=("${apt_notebook[@]}" openssl)
+apt_bench=("${apt_test[@]}" python3-numpy wrk python3-flask gunicorn)
 case $what in
   run) want=("${apt_run[@]}") ;;
+  notebook) want=("${apt_notebook[@]}") ;;
   test) want=("${apt_test[@]}") ;;
   bench) want=("${apt_bench[@]}") ;;
-  *) echo "usage: scripts/setup.sh [run|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [run|notebook|test|bench]" >&2; exit 2 ;;
 esac
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
