@@ -820,7 +820,7 @@ FindFiles(const char *dir, char ***files, int *n)
 			free(ents[i]);
 			continue;
 		}
-		if (asprintf(&path, "%s/%s", dir, e) < 0)
+		if (asprintf(&path, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e) < 0)
 			Die("out of memory");
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		{
@@ -947,9 +947,14 @@ main(int argc, char **argv)
 	}
 	{
 		struct stat st;
+		char	   *dir = argv[optind];
+		size_t		len = strlen(dir);
 
-		if (stat(argv[optind], &st) != 0 || !S_ISDIR(st.st_mode))
-			return fprintf(stderr, "brewml-push: %s is not a directory\n", argv[optind]), 64;
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+			return fprintf(stderr, "brewml-push: %s is not a directory\n", dir), 64;
+		/* DIR/ and DIR name the same files, as DIR/name */
+		while (len > 1 && dir[len - 1] == '/')
+			dir[--len] = '\0';
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	FindFiles(argv[optind], &files, &n);
@@ -967,7 +972,8 @@ main(int argc, char **argv)
 	start_time = Now();
 	for (int i = 0; i < n; i++)
 	{
-		int			r = PushFile(files[i], files[i] + strlen(argv[optind]) + 1, multi, jobs);
+		size_t		skip = strlen(argv[optind]) + (strcmp(argv[optind], "/") != 0);
+		int			r = PushFile(files[i], files[i] + skip, multi, jobs);
 
 		worst = r > worst ? r : worst;
 		free(files[i]);
