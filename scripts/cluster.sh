@@ -70,6 +70,16 @@ CONF
     psql -X -q -d postgres -c "CREATE DATABASE \"$DB\""
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 \
     -c "CREATE EXTENSION IF NOT EXISTS brewml" -c "ALTER EXTENSION brewml UPDATE"
+  # At a first start the worker starts before its database exists, exits, and is started
+  # again within seconds: wait for it, so that "running" below includes the pipeline.
+  if [ "$(psql -X -qtAc "SHOW brewml.database")" = "$DB" ]; then
+    for _ in $(seq 150); do
+      [ "$(psql -X -qtAc "SELECT running FROM brewml.worker_status")" = t ] && break
+      sleep 0.1
+    done
+    [ "$(psql -X -qtAc "SELECT running FROM brewml.worker_status")" = t ] ||
+      echo "cluster: the Punk API worker is not running; $LOG says why" >&2
+  fi
   cat <<MSG
 brewml is running: PostgreSQL 15 on port $PORT, database $DB.
   connect:  psql "host=$SOCK port=$PORT dbname=$DB user=postgres"
