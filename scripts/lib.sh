@@ -26,3 +26,6 @@ state_dir() {
 
 # Whether something listens on 127.0.0.1:$1.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A new random secret: 48 bytes, base64 without the characters that URLs and sed mind.
+new_secret() { head -c 48 /dev/urandom | base64 | tr -d '\n+/='; }
