@@ -43,13 +43,17 @@ test/gen-scores: test/gen_scores.c
 client/brewml-push: client/brewml_push.c
 	$(CC) -O2 -Wall -Wextra -Werror -std=gnu11 -o $@ $< -lcurl
 
-.PHONY: run stop test bench notebook
+.PHONY: build run stop test bench notebook docker
 
-# Install what is missing, build, install the extension, start the local stack.
-run:
+# Install what is missing, then build and install the extension and the tools: the first
+# half of make run, and the whole of the Docker image's build (docker/Dockerfile).
+build:
 	scripts/setup.sh run
 	$(MAKE) all
 	$(MAKE) install
+
+# Install what is missing, build, install the extension, start the local stack.
+run: build
 	scripts/punkapi.sh start
 	scripts/cluster.sh start
 	scripts/http.sh start
@@ -67,6 +71,10 @@ test:
 	$(MAKE) all
 	$(MAKE) install
 	test/run.sh
+
+# The same stack in Docker: build the image, start database, Punk API, PostgREST and nginx.
+docker:
+	docker/run.sh up
 
 # Run the notebook against the stack of make run, keeping its outputs in notebooks/.
 notebook:

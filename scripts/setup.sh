@@ -11,7 +11,7 @@ apt_run=(make gcc libc6-dev postgresql-15 postgresql-server-dev-15 libcurl4-open
 # the notebook's kernel and libraries (notebooks/, make notebook; make test runs it)
 apt_notebook=("${apt_run[@]}" python3-ipykernel jupyter-nbconvert python3-psycopg python3-matplotlib
               python3-pandas python3-sklearn)
-apt_test=("${apt_notebook[@]}" openssl)
+apt_test=("${apt_notebook[@]}" openssl python3-yaml)
 apt_bench=("${apt_test[@]}" python3-numpy wrk python3-flask gunicorn)
 case $what in
   run) want=("${apt_run[@]}") ;;
