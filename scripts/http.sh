@@ -19,7 +19,8 @@
 # where nginx finds PostgREST.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-state_dir
+# a token signed with a given secret touches no state (docker/run.sh token, on any host)
+if [ "${1:-}" = token ] && [ -n "${BREWML_JWT_SECRET:-}" ]; then VAR=${BREWML_VAR:-$ROOT/var}; else state_dir; fi
 HTTP_PORT=${BREWML_HTTP_PORT:-8080}
 PGRST_PORT=${BREWML_POSTGREST_PORT:-3000}
 ADMIN_PORT=${BREWML_POSTGREST_ADMIN_PORT:-3001}
@@ -79,7 +80,8 @@ serve() {
       GHCRTS=$RTS exec "$PGRST_BIN" "$DIR/postgrest.conf" ;;
     nginx)
       render "$ROOT/http/nginx.conf" "$DIR/nginx.conf" "$HTTP_PORT"
-      exec "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/error.log" -g 'daemon off;' ;;
+      # errors to stderr too, where a container's logs are read
+      exec "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e stderr -g 'daemon off; error_log stderr warn;' ;;
     *) echo "usage: scripts/http.sh serve postgrest|nginx" >&2; exit 2 ;;
   esac
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # docker/ without a Docker engine (none runs on this project's machines): the compose file has
-# the four services of make run, each built from docker/Dockerfile, which builds with `make
-# build` on postgres:15; docker/initdb.sh readies a database for PostgREST; and the commands of
-# the punkapi, postgrest and nginx services, with their environment, serve requests end to end
-# against the test cluster over TCP (the containers' host names become 127.0.0.1, their ports
-# test ports).  Run by test/run.sh.
+# the four services of make run and a one-shot migrate, all of one image built from
+# docker/Dockerfile, which builds with `make build` on postgres:15; and the commands of the
+# migrate, punkapi, postgrest and nginx services, with their environment, run against the test
+# cluster over TCP (the containers' host names become 127.0.0.1, their ports test ports): migrate
+# readies a new database (and again, as at every up), and the others serve requests end to end.
+# Run by test/run.sh.
 set -uo pipefail
 ROOT=${BREWML_ROOT:?run me from test/run.sh}
 WORK=${BREWML_WORK:?run me from test/run.sh}
@@ -25,43 +26,40 @@ shape=$(python3 - "$ROOT/docker/compose.yaml" <<'PY' 2>&1
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
 s = c["services"]
-assert sorted(s) == ["db", "nginx", "postgrest", "punkapi"], sorted(s)
+assert sorted(s) == ["db", "migrate", "nginx", "postgrest", "punkapi"], sorted(s)
+b = s["db"]["build"]
+assert b.get("context") == ".." and b.get("dockerfile") == "docker/Dockerfile", b
+# built once: two builds tagged alike fail on compose's newer builders
+assert [n for n in s if "build" in s[n]] == ["db"]
 for name, svc in s.items():
-    b = svc.get("build", {})
-    assert b.get("context") == ".." and b.get("dockerfile") == "docker/Dockerfile", (name, b)
     assert svc.get("image") == s["db"]["image"], name
 assert "shared_preload_libraries=brewml" in s["db"]["command"]
-assert s["postgrest"]["depends_on"]["db"]["condition"] == "service_healthy"
+assert s["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+assert s["postgrest"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 print("ok")
 PY
 )
-check "compose.yaml: database, Punk API, PostgREST and nginx, one image built from docker/Dockerfile" \
+check "compose.yaml: database, migrate, Punk API, PostgREST and nginx, one image built once from docker/Dockerfile" \
   '[ "$shape" = ok ]' "$shape"
 check "the Dockerfile builds on postgres:15 with make build, the steps of make run" \
   'grep -q "^FROM postgres:15" "$ROOT/docker/Dockerfile" && grep -q "^RUN make build" "$ROOT/docker/Dockerfile" &&
    grep -q "^build:" "$ROOT/Makefile" && grep -q "^run: build" "$ROOT/Makefile"'
 
-# --- the database's first start --------------------------------------------------
-password=$(. "$ROOT/scripts/lib.sh"; new_secret)
-q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null 2>&1
-out=$(POSTGRES_USER=postgres POSTGRES_DB=$DB BREWML_AUTHENTICATOR_PASSWORD=$password "$ROOT/docker/initdb.sh" 2>&1)
-check "docker/initdb.sh creates brewml, the api schema and PostgREST's password" \
-  '[ "$(q -d $DB -c "SELECT (SELECT extversion FROM pg_extension WHERE extname = '"'"'brewml'"'"') IS NOT NULL
-       AND to_regnamespace('"'"'api'"'"') IS NOT NULL
-       AND (SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = '"'"'brewml_authenticator'"'"')")" = t ]' "$out"
-
 # --- the services' commands --------------------------------------------------------
 # Each service's environment and command, with the containers' names and ports made local.
 # PGHOST is the cluster's TCP address: the containers reach the database over the network.
 secret=$(. "$ROOT/scripts/lib.sh"; new_secret)
+password=$(. "$ROOT/scripts/lib.sh"; new_secret)
+q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null 2>&1
 PGRST=3490 ADMIN=3491 HTTP=8490 API=8390
 launch=$(python3 - "$ROOT/docker/compose.yaml" <<PY
 import shlex, sys, yaml
 services = yaml.safe_load(open(sys.argv[1]))["services"]
 local = {"PGHOST": "127.0.0.1", "PGPORT": "$PGPORT", "PGDATABASE": "$DB", "PGPASSWORD": "$password",
+         "BREWML_AUTHENTICATOR_PASSWORD": "$password",
          "BREWML_JWT_SECRET": "$secret", "BREWML_POSTGREST_HOST": "127.0.0.1", "BREWML_VAR": "$DIR",
          "BREWML_POSTGREST_PORT": "$PGRST", "BREWML_POSTGREST_ADMIN_PORT": "$ADMIN", "BREWML_HTTP_PORT": "$HTTP"}
-for name in ["punkapi", "postgrest", "nginx"]:
+for name in ["migrate", "punkapi", "postgrest", "nginx"]:
     svc = services[name]
     env = {k: local.get(k, str(v)) for k, v in (svc.get("environment") or {}).items()}
     cmd = ["$API" if a == "8383" else a for a in svc["command"]]
@@ -72,10 +70,28 @@ PY
 runas=()
 [ "$(id -u)" = 0 ] && runuser -u postgres -- test -x "$ROOT" 2>/dev/null && runas=(runuser -u postgres --) &&
   chown postgres "$DIR"
-while IFS='|' read -r name envs cmd; do
-  (cd "$ROOT" && eval "exec ${runas[*]} env -u PGUSER $envs $cmd" >"$DIR/$name.log" 2>&1) &
+# run NAME: becomes the service's command, in the image's working folder (call it in a subshell)
+run() {
+  local line envs cmd
+  line=$(grep "^$1|" <<<"$launch")
+  IFS='|' read -r _ envs cmd <<<"$line"
+  cd "$ROOT" && eval "exec ${runas[*]} env -u PGUSER $envs $cmd"
+}
+migrated() {
+  [ "$(q -d $DB -c "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'brewml')
+        = (SELECT default_version FROM pg_available_extensions WHERE name = 'brewml')
+      AND to_regprocedure('api.predict(text, double precision)') IS NOT NULL
+      AND (SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = 'brewml_authenticator')")" = t ]
+}
+out=$(run migrate 2>&1); rc=$?
+check "the migrate service readies a new database: brewml at its default version, the api schema, PostgREST's password" \
+  '[ $rc = 0 ] && migrated' "$out"
+out=$(run migrate 2>&1); rc=$?
+check "migrate again, as at every up, succeeds and leaves it so" '[ $rc = 0 ] && migrated' "$out"
+for name in punkapi postgrest nginx; do
+  run "$name" >"$DIR/$name.log" 2>&1 &
   pids+=($!)
-done <<<"$launch"
+done
 wait_url() {
   for _ in $(seq 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
   return 1
