@@ -22,6 +22,10 @@ cleanup() {
   BREWML_VAR=$WORK/cluster BREWML_PGPORT=${BREWML_TEST_PGPORT:-5499} BREWML_DB=brewml_test \
     BREWML_HTTP_PORT=${BREWML_TEST_HTTP_PORT:-8499} "$ROOT/scripts/http.sh" stop >/dev/null 2>&1
   BREWML_VAR=$WORK/cluster "$ROOT/scripts/punkapi.sh" stop >/dev/null 2>&1
+  # the fresh make run stacks of readme.sh and notebook.sh (test/stack.sh), if left running
+  for s in "$WORK/readme" "$WORK/notebook"; do
+    [ -d "$s" ] && BREWML_VAR=$s make -C "$ROOT" --no-print-directory stop >/dev/null 2>&1
+  done
   [ -f "$WORK/cluster/pgdata/postmaster.pid" ] &&
     as_pg "$PGBIN/pg_ctl" -D "$WORK/cluster/pgdata" -m immediate -w stop >/dev/null 2>&1
   [ -n "${BREWML_KEEP:-}" ] && { echo "kept $WORK"; return; }
@@ -76,8 +80,13 @@ if "$ROOT/scripts/punkapi.sh" start >"$WORK/cluster-start.log" 2>&1 &&
     nok=$(grep -c '^not ok ' <<<"$out")
     passed=$((passed + ok))
     failed=$((failed + nok))
+    plan=$(grep -E '^1\.\.[0-9]+$' <<<"$out" | tail -n 1)
     if [ $rc -ne 0 ] && [ "$nok" -eq 0 ]; then
       echo "not ok - $(basename "$t") exited with status $rc"
+      failed=$((failed + 1))
+    elif [ "$nok" -eq 0 ] && [ "${plan#1..}" != "$((ok + nok))" ]; then
+      # checks that quietly did not run are a failure too
+      echo "not ok - $(basename "$t") planned ${plan:-no tests} but ran $((ok + nok))"
       failed=$((failed + 1))
     fi
   done

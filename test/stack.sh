@@ -22,5 +22,7 @@ stack_up() {
 }
 
 stack_down() {
+  # only a stack that stack_up started: never the test cluster of test/run.sh
+  [ -n "${STACK_OUT:-}" ] || return 0
   make -C "$ROOT" --no-print-directory stop >/dev/null 2>&1
 }
