@@ -79,8 +79,8 @@ docker:
 # Run the notebook against the stack of make run, keeping its outputs in notebooks/.
 notebook:
 	scripts/setup.sh notebook
-	eval "$$(scripts/cluster.sh env)" && cd notebooks && \
-	  /usr/bin/python3 -m nbconvert --to notebook --execute --inplace \
+	eval "$$(scripts/cluster.sh env)" && export BREWML_URL=http://127.0.0.1:$${BREWML_HTTP_PORT:-8080} && \
+	  cd notebooks && /usr/bin/python3 -m nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 ibu_classifier.ipynb
 
 # Benchmarks against their anchors, measured in the same run.
