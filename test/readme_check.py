@@ -19,8 +19,9 @@ What README promises, and this checks (README's "This README is tested" says it 
   any text and runs of white space comparing alike; psql's t and f read as true and false; a
   remark in parentheses after two spaces is not output.  `→ ERROR:  message` means the
   statement must fail so.  A command must exit 0, unless its last such line is `(exit N)`.
-- Comment lines `--  a | b` right below a statement, a header first: its result as a table,
-  rows in order; a last line `--  ...` allows more rows.
+- Comment lines `--  a | b` right below a statement, a header first: its result as a table
+  (of two columns or more: other comment lines are remarks), rows in order; a last line
+  `--  ...` allows more rows.
 - A plain ``` block after <!-- output of: make run --> is make run's output, `...` standing
   for any lines.
 - Any other statement or command must succeed.

@@ -6,6 +6,8 @@ set -uo pipefail
 ROOT=${BREWML_ROOT:?run me from test/run.sh}
 WORK=${BREWML_WORK:?run me from test/run.sh}
 . "$ROOT/test/stack.sh"
+# files the examples write are read by the server, which runs as another user
+umask 022
 trap stack_down EXIT
 
 if stack_up readme 1; then
