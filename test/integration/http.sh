@@ -116,6 +116,7 @@ bad "POST /SEN0001/fit with a huge number" 400 POST "$B/SEN0001/fit" -H "$H_ING"
 bad "GET /SEN0001/predict (wrong method)" 405 GET "$B/SEN0001/predict"
 bad "a 2 MB body to POST /SEN0001/predict" 413 POST "$B/SEN0001/predict" --data-binary @<(head -c 2000000 /dev/zero | tr '\0' ' ')
 bad "GET /no_such_table" 404 GET "$B/no_such_table"
+bad "GET /SEN0001/no_such_action (a path PostgREST answers with a bare {})" 404 GET "$B/SEN0001/no_such_action"
 bad "GET /rpc/predict_ibu before any model is deployed" 404 GET "$B/rpc/predict_ibu?abv=5"
 req GET "$B/SEN0001/weights"
 check "after all that, SEN0001 still has its weights (nothing lost)" '[ "$status" = 200 ] && [ "$(json "$body" "d[\"n\"]")" = 4 ]'
