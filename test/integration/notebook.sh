@@ -24,7 +24,7 @@ cells = [c for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "
 outputs = [o for c in cells for o in c.get("outputs", [])]
 print(len(cells), sum(1 for c in cells if c.get("outputs")),
       sum(1 for o in outputs if o["output_type"] == "error"),
-      sum(1 for o in outputs if "image/png" in o.get("data", {})))
+      sum(1 for o in outputs if any(k in o.get("data", {}) for k in ("image/png", "image/svg+xml"))))
 PY
 }
 
